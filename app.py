@@ -1,0 +1,47 @@
+"""BONSAI Reasoning Editor: ``python app.py [--model … --backend … --host … --port … --share yes]``.
+
+The page is served first and the model loads behind it, so a visitor sees loading progress instead
+of a dead link; a model that fails to load ends the process with a plain message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bonsai_ui.engine import LoadError, load_engine
+from bonsai_ui.runs import Runner
+from bonsai_ui.settings import AppSettings, parse_app_settings
+from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs
+
+
+def default_format(settings: AppSettings, runner: Runner) -> str:
+    """``--format auto``: the seed's Alpaca format for Unsloth fine-tunes and models without a
+    chat template; the think format for chat models."""
+    if settings.prompt_format != "auto":
+        return settings.prompt_format
+    backend = runner.engine.backend
+    return "alpaca" if backend.name == "unsloth" or not backend.chat.template else "think"
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_app_settings(argv)
+    runner = Runner()
+    status = LoadStatus()
+    demo = build_ui(runner, status, default_format=lambda: default_format(settings, runner))
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(server_name=settings.host, server_port=settings.port,
+                share=settings.share == "yes", prevent_thread_lock=True, **launch_kwargs())
+    try:
+        runner.engine = load_engine(settings, status.update)
+    except LoadError as error:
+        status.error = str(error)
+        print(f"error: {error}", file=sys.stderr)
+        demo.close()
+        return 2
+    status.ready = True
+    demo.block_thread()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

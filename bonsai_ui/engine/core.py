@@ -1,0 +1,101 @@
+"""The engine: one loaded backend, used by one generation at a time.
+
+One model lives in the process; two generations interleaving on it would corrupt each other's KV
+cache, so runs take a lock. Stop strings and timing are applied here, identically for every backend.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ..settings import GenerationSettings
+from ..splitter import StopFilter
+from .protocol import Backend
+
+
+class PromptTooLong(ValueError):
+    """The prompt plus the tokens to generate do not fit the model's context."""
+
+
+@dataclass
+class Timing:
+    """Timings of one model call, filled in as it streams (so the UI can show them live)."""
+
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    first_token: float | None = None
+    last_token: float | None = None
+    ended_by: str = ""  # "end of text", "stop string", "max new tokens", "stopped"
+    reused_tokens: int | None = None  # prompt tokens served from the KV cache, where known
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_token is None else self.first_token - self.started
+
+    @property
+    def decode_tps(self) -> float | None:
+        """Tokens per second after the first token: the decode speed, free of prompt processing."""
+        if self.first_token is None or self.last_token is None or self.new_tokens < 2:
+            return None
+        span = self.last_token - self.first_token
+        return (self.new_tokens - 1) / span if span > 0 else None
+
+
+class Engine:
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self._lock = threading.Lock()
+
+    @property
+    def description(self) -> str:
+        return f"{self.backend.model_name} on {self.backend.name}"
+
+    def check_fits(self, prompt: str, max_new_tokens: int) -> int:
+        """Refuse a prompt that cannot fit, before any work; return its token count."""
+        n = self.backend.count_tokens(prompt)
+        limit = self.backend.context_length
+        if n + max_new_tokens > limit:
+            raise PromptTooLong(
+                f"The prompt is {n:,} tokens; with max new tokens {max_new_tokens:,} that is "
+                f"{n + max_new_tokens:,}, over the model's context of {limit:,} tokens. "
+                f"Shorten the question or reasoning, or lower max new tokens "
+                f"(at most {max(limit - n, 0):,} would fit).")
+        return n
+
+    def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
+               stops: tuple[str, ...], timing: Timing) -> Iterator[str]:
+        """Yield visible text; ``timing`` is updated in place as tokens arrive."""
+        timing.prompt_tokens = self.check_fits(prompt, settings.max_new_tokens)
+        stop_filter = StopFilter(stops)
+        with self._lock:
+            timing.started = time.perf_counter()
+            for chunk in self.backend.stream(prompt, settings, cancel):
+                now = time.perf_counter()
+                if chunk.tokens > timing.new_tokens:
+                    timing.first_token = timing.first_token or now
+                    timing.last_token = now
+                    timing.new_tokens = chunk.tokens
+                text = stop_filter.feed(chunk.text)
+                if text:
+                    yield text
+                if stop_filter.stopped:
+                    timing.ended_by = "stop string"
+                    cancel.set()
+                    break
+            else:
+                tail = stop_filter.flush()
+                if tail:
+                    yield tail
+            reused = getattr(self.backend, "last_reused_tokens", None)
+            timing.reused_tokens = reused
+        if not timing.ended_by:
+            if cancel.is_set():
+                timing.ended_by = "stopped"
+            elif timing.new_tokens >= settings.max_new_tokens:
+                timing.ended_by = "max new tokens"
+            else:
+                timing.ended_by = "end of text"

@@ -1,0 +1,90 @@
+"""llama.cpp backend (llama-cpp-python) for GGUF files: the fast path on a CPU.
+
+It drives ``Llama.generate`` token by token rather than ``create_completion``: that gives exact token
+counts, a cancel check after every token, and llama.cpp's own KV-cache prefix reuse between calls,
+which makes regenerating after an edit late in the reasoning cheap.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import threading
+from typing import Iterator
+
+from ..prompts import ChatTemplate
+from ..settings import AppSettings, GenerationSettings
+from .protocol import Chunk, Emit, LoadError, worker_stream
+from .source import ModelSource, Progress
+
+
+class LlamaCppBackend:
+    name = "llama.cpp"
+
+    def __init__(self, llm, model_name: str):
+        import llama_cpp
+
+        self.llm = llm
+        self._lib = llama_cpp
+        self.model_name = model_name
+        self.context_length = llm.n_ctx()
+        meta = llm.metadata
+        vocab = llm._model  # noqa: SLF001 - token texts for the chat template
+        self.bos_text = vocab.token_get_text(llm.token_bos()) if llm.token_bos() >= 0 else ""
+        self.chat = ChatTemplate(meta.get("tokenizer.chat_template"), self.bos_text,
+                                 vocab.token_get_text(llm.token_eos()) if llm.token_eos() >= 0 else "")
+        self.last_reused_tokens = 0  # prompt tokens served from the KV cache on the last call
+
+    @classmethod
+    def load(cls, source: ModelSource, settings: AppSettings, progress: Progress):
+        if not source.gguf:
+            raise LoadError(f"llama.cpp loads .gguf files; {source.path} is not one "
+                            "(use --backend transformers)")
+        try:
+            from llama_cpp import Llama
+        except ImportError as error:
+            raise LoadError(f"llama-cpp-python is not installed ({error})") from None
+        progress(f"loading {source.display_name} with llama.cpp", 0.2)
+        llm = Llama(model_path=source.path, n_ctx=settings.context_length,
+                    n_threads=os.cpu_count(), n_gpu_layers=-1, verbose=False)
+        return cls(llm, source.display_name)
+
+    def encode(self, prompt: str) -> list[int]:
+        add_bos = not (self.bos_text and prompt.startswith(self.bos_text))
+        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(self.encode(prompt))
+
+    def _is_end(self, token: int) -> bool:
+        return bool(self._lib.llama_vocab_is_eog(self.llm._model.vocab, token))  # noqa: SLF001
+
+    def stream(self, prompt: str, settings: GenerationSettings,
+               cancel: threading.Event) -> Iterator[Chunk]:
+        tokens = self.encode(prompt)
+
+        def work(emit: Emit):
+            cached = self.llm._input_ids[: self.llm.n_tokens]  # noqa: SLF001
+            reused = 0
+            for a, b in zip(cached, tokens):
+                if a != b:
+                    break
+                reused += 1
+            self.last_reused_tokens = reused
+            self.llm.set_seed(settings.seed)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            count = 0
+            for token in self.llm.generate(
+                    tokens, temp=settings.temperature, top_p=settings.top_p,
+                    top_k=settings.top_k, min_p=0.0, repeat_penalty=settings.repetition_penalty):
+                if self._is_end(token):
+                    break
+                count += 1
+                emit(decoder.decode(self.llm.detokenize([token])), count)
+                if count >= settings.max_new_tokens or cancel.is_set():
+                    break
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                emit(tail, count)
+
+        return worker_stream(work, cancel)

@@ -1,0 +1,95 @@
+"""The one small protocol every backend speaks, and the worker-thread plumbing they share.
+
+A backend only has to turn a prompt into pieces of text; locking, stop strings, timing and the
+reasoning/response split live above it (``core.py``, ``splitter.py``) so that they behave the same
+on llama.cpp, transformers and Unsloth.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator, Protocol
+
+from ..prompts import ChatTemplate
+from ..settings import GenerationSettings
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    tokens: int  # new tokens generated so far in this call, counting this chunk
+
+
+class Backend(Protocol):
+    name: str  # "llama.cpp", "transformers", "unsloth"
+    model_name: str  # what the stats line shows
+    context_length: int  # prompt + new tokens must fit in this
+    chat: ChatTemplate  # the model's own chat template, for the chat prompt format
+
+    def count_tokens(self, prompt: str) -> int: ...
+
+    def stream(self, prompt: str, settings: GenerationSettings,
+               cancel: threading.Event) -> Iterator[Chunk]:
+        """Yield text as it is generated; stop within a token once ``cancel`` is set."""
+        ...
+
+
+class LoadError(RuntimeError):
+    """A model that cannot be loaded; the message names the model and the cause."""
+
+
+Emit = Callable[[str, int], None]
+
+# Seconds without a single token before a run is declared stuck. Generous: the first token of a
+# 32B model on a busy GPU can take long, but a dead worker must never hang the UI forever.
+STALL_TIMEOUT_S = 600.0
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_DONE = object()
+
+
+def worker_stream(work: Callable[[Emit], None], cancel: threading.Event,
+                  stall_timeout: float = STALL_TIMEOUT_S) -> Iterator[Chunk]:
+    """Run ``work(emit)`` in a thread and yield what it emits.
+
+    Generation blocks, so it runs in a worker while the caller (a Gradio generator) yields chunks.
+    An exception in the worker is re-raised here instead of leaving the caller waiting; and when the
+    caller stops early (Stop, a closed browser tab), the worker is cancelled and joined before this
+    returns, so no ghost generation keeps holding the model.
+    """
+    q: queue.SimpleQueue = queue.SimpleQueue()
+
+    def target():
+        try:
+            work(lambda text, tokens: q.put(Chunk(text, tokens)))
+        except BaseException as error:  # noqa: BLE001 - handed over to the consumer
+            q.put(_Failure(error))
+        finally:
+            q.put(_DONE)
+
+    worker = threading.Thread(target=target, name="bonsai-generate", daemon=True)
+    worker.start()
+    finished = False
+    try:
+        while True:
+            try:
+                item = q.get(timeout=stall_timeout)
+            except queue.Empty:
+                raise TimeoutError(f"the model produced nothing for {stall_timeout:.0f} s") from None
+            if item is _DONE:
+                finished = True
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        if not finished:  # the caller left early, or the worker failed: make sure it ends
+            cancel.set()
+        worker.join(timeout=stall_timeout)

@@ -1,0 +1,167 @@
+"""Hugging Face transformers backend: CPU, or a GPU without Unsloth.
+
+The Unsloth backend subclasses this one and only changes how the model is loaded, so streaming,
+cancelling, seeding and stop handling are one piece of code for both.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from transformers import (AutoModelForCausalLM, AutoTokenizer, StoppingCriteria,
+                          StoppingCriteriaList)
+from transformers.generation.streamers import BaseStreamer
+
+from ..prompts import ChatTemplate
+from ..settings import AppSettings, GenerationSettings
+from .protocol import Chunk, Emit, worker_stream
+from .source import ModelSource, Progress
+
+
+class _CancelCriteria(StoppingCriteria):
+    """Checked after every token, so Stop ends generation within one token."""
+
+    def __init__(self, cancel: threading.Event):
+        self.cancel = cancel
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool,
+                          device=input_ids.device)
+
+
+class _IncrementalDetokenizer(BaseStreamer):
+    """Emits the new text of each token, in O(1) per token.
+
+    Decoding a token alone loses the leading space that SentencePiece tokenizers attach to it, and
+    decoding everything so far costs O(n) per token; so, like TGI, decode a short window before the
+    new tokens and emit the difference, holding back half of a multi-byte character.
+    """
+
+    def __init__(self, tokenizer, prompt_ids: list[int], emit: Emit):
+        self.tokenizer = tokenizer
+        self.emit = emit
+        self.ids = list(prompt_ids[-5:])
+        self.prefix = 0
+        self.read = len(self.ids)
+        self.count = 0
+        self.prompt_seen = False
+
+    def put(self, value):
+        if not self.prompt_seen:  # generate() first hands over the prompt
+            self.prompt_seen = True
+            return
+        new = value.reshape(-1).tolist()
+        self.count += len(new)
+        self.ids.extend(new)
+        before = self.tokenizer.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
+        after = self.tokenizer.decode(self.ids[self.prefix:], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self.prefix, self.read = self.read, len(self.ids)
+            self.emit(after[len(before):], self.count)
+        else:
+            self.emit("", self.count)
+
+    def end(self):
+        pass
+
+
+def _pick_dtype(device: str):
+    if device == "cpu":
+        return torch.float32  # exact and fast enough for small models; CPUs lack fast bf16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, model, tokenizer, model_name: str, context_length: int,
+                 eos_token_ids: list[int]):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_name = model_name
+        self.context_length = context_length
+        self.eos_token_ids = eos_token_ids
+        self.chat = ChatTemplate(getattr(tokenizer, "chat_template", None),
+                                 tokenizer.bos_token or "", tokenizer.eos_token or "")
+
+    # -- loading -------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, source: ModelSource, settings: AppSettings, progress: Progress):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        progress(f"loading tokenizer of {source.display_name}", 0.1)
+        model, tokenizer = cls._load_model_and_tokenizer(source, settings, device, progress)
+        model.eval()
+        eos = model.generation_config.eos_token_id
+        eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
+        if source.gguf_eos_token_id is not None:
+            # transformers' GGUF conversion picks the wrong EOS for some models (SmolLM2 gets
+            # <|im_start|>); the GGUF's own metadata is right.
+            eos_ids = [source.gguf_eos_token_id]
+        if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos_ids and \
+                source.gguf_eos_token_id is None:
+            eos_ids.append(tokenizer.eos_token_id)
+        trained = getattr(model.config, "max_position_embeddings", None) or settings.context_length
+        return cls(model, tokenizer, source.display_name, min(trained, settings.context_length), eos_ids)
+
+    @classmethod
+    def _load_model_and_tokenizer(cls, source: ModelSource, settings: AppSettings, device: str,
+                                  progress: Progress):
+        kwargs = {}
+        where = source.path
+        if source.gguf:
+            where, kwargs["gguf_file"] = str(Path(source.path).parent), Path(source.path).name
+        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+        progress("loading weights", 0.3)
+        if device == "cuda" and settings.load_in_4bit == "yes":
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=_pick_dtype(device))
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=_pick_dtype(device), **kwargs)
+        if device == "cuda" and "quantization_config" not in kwargs:
+            model.to(device)
+        return model, tokenizer
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def encode(self, prompt: str) -> list[int]:
+        # A chat template may already have written the BOS token as text; don't add a second one.
+        bos = self.tokenizer.bos_token
+        add_special = not (bos and prompt.startswith(bos))
+        return self.tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(self.encode(prompt))
+
+    def generate_kwargs(self, settings: GenerationSettings) -> dict:
+        kwargs = dict(max_new_tokens=settings.max_new_tokens, eos_token_id=self.eos_token_ids,
+                      pad_token_id=self.tokenizer.pad_token_id or self.eos_token_ids[0],
+                      repetition_penalty=settings.repetition_penalty, use_cache=True)
+        if settings.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p,
+                          top_k=settings.top_k or None)
+        return kwargs
+
+    def stream(self, prompt: str, settings: GenerationSettings,
+               cancel: threading.Event) -> Iterator[Chunk]:
+        ids = self.encode(prompt)
+        device = self.model.device
+        input_ids = torch.tensor([ids], device=device)
+
+        def work(emit: Emit):
+            streamer = _IncrementalDetokenizer(self.tokenizer, ids, emit)
+            with torch.inference_mode():
+                torch.manual_seed(settings.seed)
+                self.model.generate(
+                    input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                    streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]),
+                    **self.generate_kwargs(settings))
+
+        return worker_stream(work, cancel)

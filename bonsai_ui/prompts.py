@@ -1,0 +1,142 @@
+"""Prompt formats and their rendering.
+
+Every prompt the app sends comes from a template in ``prompts/`` rendered by the single sandboxed
+Jinja2 environment below: templates (and models' chat templates) are data that users edit, so they
+must not reach Python objects, and a misspelt variable must fail loudly instead of rendering as "".
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+MODES = ("vanilla", "reasoning", "special")
+
+
+def _raise(message: str):
+    raise jinja2.TemplateError(message)
+
+
+def _tojson(value, indent=None):
+    # Chat templates (Qwen, Llama) expect JSON that keeps non-ASCII text readable, as transformers does.
+    return json.dumps(value, ensure_ascii=False, indent=indent)
+
+
+ENV = ImmutableSandboxedEnvironment(
+    loader=jinja2.FileSystemLoader(str(PROMPTS_DIR)),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,  # the seed's prompts end with a newline after the last header
+    autoescape=False,  # prompts are plain text, not HTML
+    extensions=["jinja2.ext.loopcontrols"],  # used by many models' chat templates
+)
+ENV.globals.update(raise_exception=_raise, strftime_now=lambda fmt: datetime.now().strftime(fmt))
+ENV.filters["tojson"] = _tojson
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """A prompt format as declared in ``prompts/<name>/format.toml``.
+
+    The splitter and the stop handling read the markers from here, so a new format is a new folder,
+    not new code.
+    """
+
+    name: str
+    label: str
+    chat: bool
+    reasoning_start: str
+    response_marker: str
+    stop: tuple[str, ...]
+
+
+@lru_cache(maxsize=None)
+def load_format(name: str) -> PromptFormat:
+    path = PROMPTS_DIR / name / "format.toml"
+    if not path.is_file():
+        raise ValueError(f"unknown prompt format {name!r}; known: {', '.join(format_names())}")
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return PromptFormat(
+        name=name,
+        label=data["label"],
+        chat=bool(data["chat"]),
+        reasoning_start=data.get("reasoning_start", ""),
+        response_marker=data["response_marker"],
+        stop=tuple(data.get("stop", ())),
+    )
+
+
+def format_names() -> list[str]:
+    return sorted(p.parent.name for p in PROMPTS_DIR.glob("*/format.toml"))
+
+
+def render_chat_template(template: str, messages: list[dict], *, bos_token: str = "",
+                         eos_token: str = "") -> str:
+    """Render a model's own chat template (from its tokenizer or GGUF) in our sandbox.
+
+    Variables that chat templates test without ``is defined`` are passed explicitly, since the
+    environment's undefined is strict.
+    """
+    return ENV.from_string(template).render(
+        messages=messages,
+        add_generation_prompt=True,
+        tools=None,
+        documents=None,
+        bos_token=bos_token,
+        eos_token=eos_token,
+    )
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """What the chat format needs from a model: its template text and special tokens."""
+
+    template: str | None
+    bos_token: str = ""
+    eos_token: str = ""
+
+
+def render_prompt(fmt: PromptFormat, mode: str, instruction: str, input: str = "",
+                  reasoning: str = "", chat: ChatTemplate | None = None) -> str:
+    """The exact text sent to the model for one mode of one format.
+
+    ``reasoning`` is used verbatim in special mode: the whole point is that the user's edit,
+    including its whitespace, is what the model conditions on.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    variables = {"instruction": instruction, "input": input, "reasoning": reasoning}
+    if fmt.chat:
+        user = ENV.get_template(f"{fmt.name}/user.j2").render(**variables)
+        chat = chat or ChatTemplate(None)
+        template = chat.template or ENV.loader.get_source(ENV, f"{fmt.name}/chatml.j2")[0]
+        prefix = render_chat_template(template, [{"role": "user", "content": user}],
+                                      bos_token=chat.bos_token, eos_token=chat.eos_token)
+        # Some templates (DeepSeek-R1, QwQ) already open the think block; ours adds it per mode.
+        opened = prefix.rstrip()
+        if fmt.reasoning_start and opened.endswith(fmt.reasoning_start):
+            prefix = opened[: -len(fmt.reasoning_start)]
+        variables["chat_prefix"] = prefix
+    return ENV.get_template(f"{fmt.name}/{mode}.j2").render(**variables)
+
+
+@dataclass(frozen=True)
+class Example:
+    title: str
+    mode: str
+    question: str
+    input: str
+    reasoning: str
+
+
+@lru_cache(maxsize=None)
+def examples() -> tuple[Example, ...]:
+    data = tomllib.loads((PROMPTS_DIR / "examples.toml").read_text(encoding="utf-8"))
+    return tuple(Example(**item) for item in data["example"])

