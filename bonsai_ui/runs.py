@@ -128,8 +128,8 @@ class Runner:
             return
         # The model never wrote the response marker: write the response from the reasoning it has.
         note = (f"The model ended its reasoning ({timing.ended_by}) without writing "
-                f"“{fmt.response_marker}”, so the response was written from that reasoning "
-                f"with the special prompt.")
+                f"`{fmt.response_marker}`, so the response was written from that reasoning "
+                f"with the special prompt. / 応答マーカーが無かったため、推論から回答を生成しました。")
         follow = render_prompt(fmt, "special", question, input, split.reasoning, chat=engine.backend.chat)
         both = f"{prompt}{split.reasoning}\n\n──── fallback: special prompt ────\n\n{follow}"
         try:

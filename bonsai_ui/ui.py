@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from .prompts import MODES, examples, format_names, load_format
-from .runs import Runner, RunState, UserError
+from .runs import Runner, UserError
 from .settings import GENERATION_BOUNDS, GenerationSettings, SettingsError
 
 TITLE = "BONSAI Reasoning Editor"
@@ -27,6 +27,7 @@ assert sorted(v for _, v in MODE_CHOICES) == sorted(MODES)
 
 CSS = """
 #stats { font-size: 0.9em; opacity: 0.85; }
+.mono textarea { font-family: ui-monospace, monospace; font-size: 0.85em; }
 #response-box { min-height: 6em; border: 1px solid var(--border-color-primary);
                 border-radius: var(--radius-lg); padding: var(--spacing-lg); }
 """
@@ -71,8 +72,28 @@ def _settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, see
         raise gr.Error(str(error), title="Setting out of range / 設定値が範囲外") from None
 
 
-def _code(state: RunState):
-    return gr.Code(value=state.prompt, label=f"Prompt sent to the model / 送信したプロンプト")
+def _checked(component: type) -> type:
+    """A slider/number whose server-side range check names the setting.
+
+    Gradio refuses an out-of-range API value before our function runs, but its message ("Value 9
+    is greater than maximum value 2") does not say which setting; this one does, in the same words
+    as every other bound (``GenerationSettings.checked``).
+    """
+
+    class Checked(component):
+        is_template = True  # render with the parent's frontend component
+
+        def preprocess(self, payload):
+            try:
+                GenerationSettings.checked(**{self.elem_id: payload})
+            except SettingsError as error:
+                raise gr.Error(str(error), title="Setting out of range / 設定値が範囲外") from None
+            return super().preprocess(payload)
+
+    return Checked
+
+
+CheckedSlider, CheckedNumber = _checked(gr.Slider), _checked(gr.Number)
 
 
 def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable" = "alpaca") -> gr.Blocks:
@@ -86,7 +107,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         try:
             for state in runner.generate(question, input or "", mode, prompt_format, reasoning or "",
                                          settings, request.session_hash or ""):
-                yield state.reasoning, state.response, state.stats, _code(state)
+                yield state.reasoning, state.response, state.stats, state.prompt
         except UserError as error:
             raise gr.Error(str(error)) from None
 
@@ -97,7 +118,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         try:
             for state in runner.regenerate(question, input or "", reasoning or "", prompt_format,
                                            settings, request.session_hash or ""):
-                yield state.response, state.stats, _code(state)
+                yield state.response, state.stats, state.prompt
         except UserError as error:
             raise gr.Error(str(error)) from None
 
@@ -109,7 +130,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
             text = runner.preview(question or "", input or "", mode, prompt_format, reasoning or "")
         except Exception as error:  # noqa: BLE001 - a preview must never break the page
             text = f"(no preview: {error})"
-        return gr.Code(value=text, label="Prompt preview: what Generate would send / プロンプトのプレビュー")
+        return text
 
     def refresh(seen_ready: bool):
         ready = status.ready and runner.engine is not None
@@ -143,24 +164,27 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
                     sliders = []
                     for name, b in GENERATION_BOUNDS.items():
                         if name == "seed":
-                            sliders.append(gr.Number(b.default, label=b.label, info=b.info, precision=0,
+                            sliders.append(CheckedNumber(b.default, label=b.label, info=b.info, precision=0,
                                                      minimum=b.minimum, maximum=b.maximum, elem_id=name))
                         else:
-                            sliders.append(gr.Slider(b.minimum, b.maximum, value=b.default, step=b.step,
+                            sliders.append(CheckedSlider(b.minimum, b.maximum, value=b.default, step=b.step,
                                                      label=b.label, info=b.info or None, elem_id=name))
             with gr.Column(scale=3, min_width=360):
                 reasoning = gr.Textbox(
-                    label="Reasoning / 推論 — edit it, then Regenerate response / 編集して回答を再生成",
+                    label="Reasoning / 推論",
+                    info="Edit it, then Regenerate response / 編集して「回答を再生成」",
                     lines=10, max_lines=30, interactive=True, elem_id="reasoning", buttons=["copy"])
                 regenerate_btn = gr.Button("Regenerate response from this reasoning / この推論から回答を再生成 ↻",
                                            elem_id="regenerate")
                 gr.Markdown("**Response / 回答**")
-                response = gr.Markdown(elem_id="response-box", buttons=["copy"], sanitize_html=True)
-                stats = gr.Markdown(elem_id="stats")
+                response = gr.Markdown(label="response", elem_id="response-box", buttons=["copy"],
+                                       sanitize_html=True)
+                stats = gr.Markdown(label="stats", elem_id="stats")
                 with gr.Accordion("Prompt preview / プロンプト", open=False):
-                    prompt_code = gr.Code(label="Prompt preview / プロンプトのプレビュー", language=None,
-                                          lines=12, max_lines=40, wrap_lines=True, interactive=False,
-                                          elem_id="prompt", buttons=["copy"])
+                    prompt_code = gr.Textbox(
+                        label="Exact text for the model: a preview as you type, what was sent after a "
+                              "run / モデルに送るテキスト", lines=12, max_lines=40, interactive=False,
+                        elem_id="prompt", elem_classes="mono", buttons=["copy"])
         # Examples must know the reasoning box, which is laid out in the right column.
         with gr.Row():
             ex = examples()

@@ -1,0 +1,82 @@
+"""Word-level diffs for the Compare view: what the user changed in the reasoning, and what that did.
+
+Japanese has no spaces between words, so splitting on spaces would make a whole sentence one
+"word" and any edit would repaint all of it. Text is cut into tokens instead: each CJK character
+(kanji, kana, hangul, full-width forms and punctuation) is a token, Latin words and numbers are
+tokens, and whitespace runs are tokens of their own, so the diff keeps the text's spacing exactly.
+The output, (text, tag) pairs with tag None, "+" or "-", is what gr.HighlightedText displays.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+from .attempts import Attempt
+
+_CJK = ("\u1100-\u11ff\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u3400-\u4dbf"
+        "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003134f")
+_TOKEN = re.compile(rf"\s+|[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")  # words stop at CJK
+
+Segment = tuple[str, str | None]
+
+
+def tokenize(text: str) -> list[str]:
+    """Tokens that join back into ``text`` exactly."""
+    return _TOKEN.findall(text)
+
+
+def _append(out: list[Segment], text: str, tag: str | None) -> None:
+    if not text:
+        return
+    if out and out[-1][1] == tag:
+        out[-1] = (out[-1][0] + text, tag)
+    else:
+        out.append((text, tag))
+
+
+def diff_texts(old: str, new: str) -> list[Segment]:
+    """The new text with deletions interleaved: joining the None and "+" parts gives ``new``,
+    joining the None and "-" parts gives ``old``."""
+    a, b = tokenize(old or ""), tokenize(new or "")
+    out: list[Segment] = []
+    for op, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            _append(out, "".join(a[i1:i2]), None)
+            continue
+        _append(out, "".join(a[i1:i2]), "-")
+        _append(out, "".join(b[j1:j2]), "+")
+    return out
+
+
+def count_changes(segments: list[Segment]) -> tuple[int, int]:
+    """Words added and removed; a CJK character counts as a word, whitespace does not."""
+    counts = {"+": 0, "-": 0}
+    for text, tag in segments:
+        if tag:
+            counts[tag] += sum(1 for t in tokenize(text) if not t.isspace())
+    return counts["+"], counts["-"]
+
+
+def _summary(name: str, segments: list[Segment]) -> str:
+    added, removed = count_changes(segments)
+    if not added and not removed:
+        changed = any(tag for _, tag in segments)
+        return f"{name}: {'whitespace only' if changed else 'unchanged'}"
+    return f"{name}: +{added} \u2212{removed} words"
+
+
+@dataclass(frozen=True)
+class AttemptDiff:
+    reasoning: list[Segment]  # what the user changed
+    response: list[Segment]  # what changed because of it
+    summary: str  # e.g. "reasoning: +12 −3 words; response: +40 −38 words"
+
+
+def diff_attempts(old: Attempt, new: Attempt) -> AttemptDiff:
+    """Compare the reasoning each response was conditioned on, and the responses themselves."""
+    reasoning = diff_texts(old.reasoning, new.reasoning)
+    response = diff_texts(old.response, new.response)
+    return AttemptDiff(reasoning, response,
+                       f"{_summary('reasoning', reasoning)}; {_summary('response', response)}")
