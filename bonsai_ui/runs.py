@@ -110,7 +110,7 @@ class Runner:
         timing = Timing()
         text = ""
         model = engine.description
-        for text, timing in self._stream(engine, prompt, settings, cancel, fmt.stop):
+        for text, timing in self._stream(engine, prompt, settings, cancel, fmt.stop, session):
             if mode == "vanilla":
                 yield RunState("", text.strip(), format_stats([timing], model, settings.seed, done=False), prompt)
             else:
@@ -138,7 +138,7 @@ class Runner:
             raise UserError(f"The reasoning needs a response, but: {error}") from None
         second = Timing()
         response = ""
-        for response, second in self._stream(engine, follow, settings, cancel, fmt.stop):
+        for response, second in self._stream(engine, follow, settings, cancel, fmt.stop, session):
             yield RunState(split.reasoning, response.strip(),
                            format_stats([timing, second], model, settings.seed, done=False, note=note), both)
         yield RunState(split.reasoning, response.strip(),
@@ -157,7 +157,7 @@ class Runner:
         cancel = self._new_cancel(session)
         model = engine.description
         text, timing = "", Timing()
-        for text, timing in self._stream(engine, prompt, settings, cancel, fmt.stop):
+        for text, timing in self._stream(engine, prompt, settings, cancel, fmt.stop, session):
             yield RunState(reasoning, text.strip(), format_stats([timing], model, settings.seed, done=False), prompt)
         yield RunState(reasoning, text.strip(), format_stats([timing], model, settings.seed, done=True),
                        prompt, done=True)
@@ -181,13 +181,13 @@ class Runner:
         return engine, fmt, question
 
     def _stream(self, engine: Engine, prompt: str, settings: GenerationSettings,
-                cancel: threading.Event, stops) -> Iterator[tuple[str, Timing]]:
+                cancel: threading.Event, stops, session: str) -> Iterator[tuple[str, Timing]]:
         """Accumulated text, at most every UPDATE_INTERVAL_S, and always once at the end."""
         timing = Timing()
         text = ""
         last = 0.0
         try:
-            for piece in engine.stream(prompt, settings, cancel, stops, timing):
+            for piece in engine.stream(prompt, settings, cancel, stops, timing, session):
                 text += piece
                 now = time.perf_counter()
                 if now - last >= UPDATE_INTERVAL_S:

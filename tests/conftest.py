@@ -58,7 +58,7 @@ class ScriptedBackend:
     def count_tokens(self, prompt: str) -> int:
         return len(prompt.split())
 
-    def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event):
+    def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event, session=""):
         self.prompts.append(prompt)
         pieces = self.script.pop(0) if self.script else self.pieces
 

@@ -168,3 +168,37 @@ def test_cli_exits_non_zero_with_a_message_and_no_traceback(model, backend):
     assert proc.returncode == 2
     assert f"error: could not load model '{model}'" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def _regenerate_twice(engine, first: str, second: str, settings=GREEDY, session="prefix-test"):
+    run_in = lambda prompt: "".join(engine.stream(prompt, settings, threading.Event(), (), Timing(), session))
+    run_in(first)
+    return run_in(second)
+
+
+def test_transformers_reuses_the_sessions_prefix_and_output_is_identical(hf_engine):
+    """Regenerate after a late edit: the shared start comes from the cache, the output is unchanged."""
+    backend = hf_engine.backend
+    fmt = load_format("alpaca")
+    reasoning = "First I list each person's items. Henri has 3 apples. Jack has 4 pears. " * 6
+    before = render_prompt(fmt, "special", "How many fruits are there?", "", reasoning + "So 7 fruits.")
+    after = render_prompt(fmt, "special", "How many fruits are there?", "", reasoning + "Jill's books are not fruit.")
+    reused = _regenerate_twice(hf_engine, before, after)
+    shared = backend.count_tokens(before[: before.index("So 7 fruits.")])
+    assert backend.last_reused_tokens >= shared - 2
+    backend.forget_caches()
+    fresh = "".join(hf_engine.stream(after, GREEDY, threading.Event(), (), Timing(), "other"))
+    assert backend.last_reused_tokens == 0
+    assert reused == fresh  # float32 on the CPU: exact identity
+
+
+def test_prefix_caches_are_kept_per_session(hf_engine):
+    backend = hf_engine.backend
+    backend.forget_caches()
+    prompt = render_prompt(load_format("alpaca"), "reasoning", "Is LUNA a white cat? " * 4, "")
+    settings = GenerationSettings(max_new_tokens=2)
+    list(hf_engine.stream(prompt, settings, threading.Event(), (), Timing(), "alice"))
+    list(hf_engine.stream(prompt, settings, threading.Event(), (), Timing(), "bob"))
+    assert backend.last_reused_tokens == 0, "bob does not get alice's cache"
+    list(hf_engine.stream(prompt, settings, threading.Event(), (), Timing(), "alice"))
+    assert backend.last_reused_tokens == backend.count_tokens(prompt) - 1

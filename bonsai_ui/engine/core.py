@@ -67,13 +67,13 @@ class Engine:
         return n
 
     def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
-               stops: tuple[str, ...], timing: Timing) -> Iterator[str]:
+               stops: tuple[str, ...], timing: Timing, session: str = "") -> Iterator[str]:
         """Yield visible text; ``timing`` is updated in place as tokens arrive."""
         timing.prompt_tokens = self.check_fits(prompt, settings.max_new_tokens)
         stop_filter = StopFilter(stops)
         with self._lock:
             timing.started = time.perf_counter()
-            for chunk in self.backend.stream(prompt, settings, cancel):
+            for chunk in self.backend.stream(prompt, settings, cancel, session):
                 now = time.perf_counter()
                 if chunk.tokens > timing.new_tokens:
                     timing.first_token = timing.first_token or now

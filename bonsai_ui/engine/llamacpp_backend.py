@@ -59,8 +59,9 @@ class LlamaCppBackend:
     def _is_end(self, token: int) -> bool:
         return bool(self._lib.llama_vocab_is_eog(self.llm._model.vocab, token))  # noqa: SLF001
 
-    def stream(self, prompt: str, settings: GenerationSettings,
-               cancel: threading.Event) -> Iterator[Chunk]:
+    def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
+               session: str = "") -> Iterator[Chunk]:
+        """llama.cpp keeps one context: it reuses whatever prefix it holds, whichever session."""
         tokens = self.encode(prompt)
 
         def work(emit: Emit):

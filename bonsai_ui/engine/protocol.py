@@ -30,9 +30,12 @@ class Backend(Protocol):
 
     def count_tokens(self, prompt: str) -> int: ...
 
-    def stream(self, prompt: str, settings: GenerationSettings,
-               cancel: threading.Event) -> Iterator[Chunk]:
-        """Yield text as it is generated; stop within a token once ``cancel`` is set."""
+    def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
+               session: str = "") -> Iterator[Chunk]:
+        """Yield text as it is generated; stop within a token once ``cancel`` is set.
+
+        ``session`` names whose KV cache to reuse, for backends that keep one per session.
+        """
         ...
 
 

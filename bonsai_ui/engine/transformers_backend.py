@@ -6,7 +6,9 @@ cancelling, seeding and stop handling are one piece of code for both.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
@@ -68,6 +70,21 @@ class _IncrementalDetokenizer(BaseStreamer):
         pass
 
 
+# Regenerating after an edit re-sends a prompt whose start is unchanged; keeping each session's last
+# KV cache lets the model skip re-reading that start. A few sessions, least recently used dropped.
+PREFIX_CACHE_SESSIONS = int(os.environ.get("BONSAI_PREFIX_CACHE_SESSIONS", "4"))
+MIN_REUSE_TOKENS = 8  # below this, cropping a cache costs more than re-reading the tokens
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def _pick_dtype(device: str):
     if device == "cpu":
         return torch.float32  # exact and fast enough for small models; CPUs lack fast bf16
@@ -86,6 +103,9 @@ class TransformersBackend:
         self.eos_token_ids = eos_token_ids
         self.chat = ChatTemplate(getattr(tokenizer, "chat_template", None),
                                  tokenizer.bos_token or "", tokenizer.eos_token or "")
+        self.prefix_reuse = PREFIX_CACHE_SESSIONS > 0
+        self._caches: OrderedDict[str, tuple[list[int], object]] = OrderedDict()
+        self.last_reused_tokens = 0
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -149,19 +169,46 @@ class TransformersBackend:
                           top_k=settings.top_k or None)
         return kwargs
 
-    def stream(self, prompt: str, settings: GenerationSettings,
-               cancel: threading.Event) -> Iterator[Chunk]:
+    def _take_cache(self, session: str, ids: list[int]):
+        """The session's last KV cache cropped to what it shares with ``ids``, or (None, 0)."""
+        entry = self._caches.pop(session, None)
+        if entry is None or not self.prefix_reuse:
+            return None, 0
+        cached_ids, cache = entry
+        keep = min(common_prefix(cached_ids, ids), len(ids) - 1)  # the last token must be fed
+        if keep < MIN_REUSE_TOKENS:
+            return None, 0
+        surplus = cache.get_seq_length() - keep
+        if surplus > 0:
+            cache.crop(-surplus)
+        return cache, keep
+
+    def _keep_cache(self, session: str, sequence: list[int], cache) -> None:
+        if not self.prefix_reuse or cache is None:
+            return
+        self._caches[session] = (sequence[: cache.get_seq_length()], cache)
+        while len(self._caches) > PREFIX_CACHE_SESSIONS:
+            self._caches.popitem(last=False)
+
+    def forget_caches(self) -> None:
+        self._caches.clear()
+
+    def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
+               session: str = "") -> Iterator[Chunk]:
         ids = self.encode(prompt)
         device = self.model.device
         input_ids = torch.tensor([ids], device=device)
+        cache, self.last_reused_tokens = self._take_cache(session, ids)
 
         def work(emit: Emit):
             streamer = _IncrementalDetokenizer(self.tokenizer, ids, emit)
+            extra = {"past_key_values": cache} if cache is not None else {}
             with torch.inference_mode():
                 torch.manual_seed(settings.seed)
-                self.model.generate(
+                out = self.model.generate(
                     input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                     streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]),
-                    **self.generate_kwargs(settings))
+                    return_dict_in_generate=True, **extra, **self.generate_kwargs(settings))
+            self._keep_cache(session, out.sequences[0].tolist(), getattr(out, "past_key_values", None))
 
         return worker_stream(work, cancel)
