@@ -154,8 +154,8 @@ class History:
         excess = len(self.attempts) - self.limit
         if excess <= 0:
             return
-        rank = lambda a: 2 if a.starred else 1 if (a.rejected or a.note) else 0  # noqa: E731
-        order = sorted((a for a in self.attempts if a.id != keep), key=rank)  # stable: oldest first
+        order = sorted((a for a in self.attempts if a.id != keep),  # stable: oldest first in a rank
+                       key=lambda a: 2 if a.starred else 1 if (a.rejected or a.note) else 0)
         drop = {a.id for a in order[:excess]}
         self.attempts = [a for a in self.attempts if a.id not in drop]
 

@@ -40,8 +40,13 @@ class ImportFormatError(ValueError):
     """A line that is not an exported attempt; the message names the line."""
 
 
+# Valid JSON may hold these raw, but line readers that follow Unicode (str.splitlines, JavaScript)
+# break lines at them; escaping them keeps one row a line for every reader.
+_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
+
+
 def _jsonl(rows: Iterable[dict]) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    return "".join(json.dumps(row, ensure_ascii=False).translate(_LINE_BREAKS) + "\n" for row in rows)
 
 
 def exportable(attempts: Iterable[Attempt], starred_only: bool = True) -> list[Attempt]:
@@ -119,7 +124,7 @@ def _from_messages(row: dict) -> dict:
 def import_jsonl(text: str, starred: bool = True) -> list[Attempt]:
     """Attempts from an Alpaca or chat export; any bad line refuses the whole file, by number."""
     attempts = []
-    # Split on "\n" only: str.splitlines would also cut at U+2028, which JSON leaves unescaped.
+    # Split on "\n" only: str.splitlines would also cut at U+2028, which other writers leave raw.
     for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
         if not line.strip():
             continue
