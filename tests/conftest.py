@@ -19,7 +19,6 @@ from bonsai_ui.engine.protocol import worker_stream
 from bonsai_ui.prompts import ChatTemplate
 from bonsai_ui.runs import Runner
 from bonsai_ui.settings import AppSettings, GenerationSettings
-from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -82,6 +81,8 @@ def free_port() -> int:
 
 class LaunchedApp:
     def __init__(self, runner: Runner, default_format: str = "alpaca"):
+        from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs  # gradio: not on the GPU box
+
         status = LoadStatus(ready=True, stage="ready")
         self.runner = runner
         self.demo = build_ui(runner, status, default_format=default_format)
