@@ -34,6 +34,7 @@ class LlamaCppBackend:
         self.chat = ChatTemplate(meta.get("tokenizer.chat_template"), self.bos_text,
                                  vocab.token_get_text(llm.token_eos()) if llm.token_eos() >= 0 else "")
         self.last_reused_tokens = 0  # prompt tokens served from the KV cache on the last call
+        self.ignore_eos = False  # benchmarks only: always generate max_new_tokens
 
     @classmethod
     def load(cls, source: ModelSource, settings: AppSettings, progress: Progress):
@@ -78,7 +79,7 @@ class LlamaCppBackend:
             for token in self.llm.generate(
                     tokens, temp=settings.temperature, top_p=settings.top_p,
                     top_k=settings.top_k, min_p=0.0, repeat_penalty=settings.repetition_penalty):
-                if self._is_end(token):
+                if self._is_end(token) and not self.ignore_eos:
                     break
                 count += 1
                 emit(decoder.decode(self.llm.detokenize([token])), count)

@@ -85,6 +85,22 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
+def cache_length(cache) -> int:
+    # Unsloth's fast inference path hands back the legacy list of (key, value) tensors.
+    return cache.get_seq_length() if hasattr(cache, "get_seq_length") else cache[0][0].shape[-2]
+
+
+def crop_cache(cache, keep: int):
+    """Drop everything after the first ``keep`` positions, whatever the cache's form."""
+    surplus = cache_length(cache) - keep
+    if surplus <= 0:
+        return cache
+    if hasattr(cache, "crop"):
+        cache.crop(-surplus)
+        return cache
+    return [(k[:, :, :keep], v[:, :, :keep]) for k, v in cache]
+
+
 def _pick_dtype(device: str):
     if device == "cpu":
         return torch.float32  # exact and fast enough for small models; CPUs lack fast bf16
@@ -103,6 +119,7 @@ class TransformersBackend:
         self.eos_token_ids = eos_token_ids
         self.chat = ChatTemplate(getattr(tokenizer, "chat_template", None),
                                  tokenizer.bos_token or "", tokenizer.eos_token or "")
+        self.ignore_eos = False  # benchmarks only: always generate max_new_tokens
         self.prefix_reuse = PREFIX_CACHE_SESSIONS > 0
         self._caches: OrderedDict[str, tuple[list[int], object]] = OrderedDict()
         self.last_reused_tokens = 0
@@ -162,6 +179,8 @@ class TransformersBackend:
         kwargs = dict(max_new_tokens=settings.max_new_tokens, eos_token_id=self.eos_token_ids,
                       pad_token_id=self.tokenizer.pad_token_id or self.eos_token_ids[0],
                       repetition_penalty=settings.repetition_penalty, use_cache=True)
+        if self.ignore_eos:
+            kwargs["min_new_tokens"] = settings.max_new_tokens
         if settings.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
@@ -178,15 +197,12 @@ class TransformersBackend:
         keep = min(common_prefix(cached_ids, ids), len(ids) - 1)  # the last token must be fed
         if keep < MIN_REUSE_TOKENS:
             return None, 0
-        surplus = cache.get_seq_length() - keep
-        if surplus > 0:
-            cache.crop(-surplus)
-        return cache, keep
+        return crop_cache(cache, keep), keep
 
     def _keep_cache(self, session: str, sequence: list[int], cache) -> None:
         if not self.prefix_reuse or cache is None:
             return
-        self._caches[session] = (sequence[: cache.get_seq_length()], cache)
+        self._caches[session] = (sequence[: cache_length(cache)], cache)
         while len(self._caches) > PREFIX_CACHE_SESSIONS:
             self._caches.popitem(last=False)
 

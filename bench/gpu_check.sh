@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# On the GPU machine (no network): install the carried wheels, build random-weight models of real
+# shapes, run the GPU tests, and benchmark. Results land in $OUT (the device tool) or bench/results.
+#   bash bench/gpu_check.sh tests                      # tests/test_gpu.py on a Qwen2.5-0.5B shape
+#   bash bench/gpu_check.sh bench SHAPE CONFIG...      # e.g. bench qwen2.5-7b unsloth-4bit transformers-bf16
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 PYTHONUNBUFFERED=1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+
+build() {  # build SHAPE once into /tmp
+    [ -f "/tmp/$1/config.json" ] || python3 bench/make_random_model.py --shape "$1" \
+        --tokenizer .gpu_assets/smollm2-tokenizer --out "/tmp/$1" || exit 1
+}
+
+case "${1:-tests}" in
+tests)
+    build qwen2.5-0.5b
+    BONSAI_GPU_MODEL=/tmp/qwen2.5-0.5b python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py \
+        2>&1 | tee "$OUT/gpu_tests.log"
+    ;;
+bench)
+    shape=$2; shift 2
+    build "$shape"
+    for config in "$@"; do
+        timeout 400 python3 bench/bench.py --config "$config" --model "/tmp/$shape" --label "$shape" \
+            --out "$OUT/gpu_results.jsonl" ${BENCH_ARGS:-} 2>&1 | grep -v Warning | tail -n 40
+    done
+    ;;
+esac

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need, then runs them: a virtual environment (.venv, or $VENV), the
+# Python packages, and Debian's Chromium for the browser tests. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing Debian's chromium for the browser tests"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "== creating $VENV"
+    python3 -m venv "$VENV"
+fi
+echo "== installing requirements (the first time builds llama-cpp-python: about 10 minutes on 2 cores)"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -r requirements.txt -r requirements-test.txt
+
+echo "== running the tests"
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
+exec "$VENV/bin/python" -m pytest "$@"

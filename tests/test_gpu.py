@@ -1,0 +1,137 @@
+"""The CUDA path: the Unsloth backend (and transformers + bitsandbytes) on a real GPU.
+
+Skipped where CUDA is absent. On the GPU machine, bench/gpu_check.sh builds a random-weight model of
+a real shape (no model hub there) and runs this file with BONSAI_GPU_MODEL pointing at it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+    pytest.mark.skipif(not os.environ.get("BONSAI_GPU_MODEL"), reason="set BONSAI_GPU_MODEL to a model folder"),
+]
+
+from bonsai_ui.engine import Timing, load_engine  # noqa: E402
+from bonsai_ui.prompts import load_format, render_prompt  # noqa: E402
+from bonsai_ui.runs import Runner  # noqa: E402
+from bonsai_ui.settings import AppSettings, GenerationSettings  # noqa: E402
+
+MODEL = os.environ.get("BONSAI_GPU_MODEL", "")
+S = GenerationSettings(max_new_tokens=32)
+PROMPT = render_prompt(load_format("alpaca"), "reasoning", "How many fruits are there? " * 20, "")
+
+
+@pytest.fixture(scope="module")
+def unsloth_engine():
+    engine = load_engine(AppSettings(model=MODEL, backend="auto", context_length=8192))
+    engine.backend.ignore_eos = True  # random weights may write EOS at any point
+    return engine
+
+
+def stream(engine, prompt=PROMPT, settings=S, cancel=None, stops=(), session=""):
+    timing = Timing()
+    pieces = list(engine.stream(prompt, settings, cancel or threading.Event(), stops, timing, session))
+    return pieces, timing
+
+
+def test_auto_selects_unsloth_on_cuda(unsloth_engine):
+    assert importlib.util.find_spec("unsloth") is not None
+    assert unsloth_engine.backend.name == "unsloth"
+    assert unsloth_engine.backend.model.device.type == "cuda"
+    assert any("4bit" in type(m).__name__ or "Linear4bit" in type(m).__name__
+               for m in unsloth_engine.backend.model.modules()), "loaded in 4-bit"
+
+
+def test_streams_incrementally_and_repeats_greedily(unsloth_engine):
+    # without prefix reuse: bf16 kernels of other shapes may part greedy runs on random weights
+    unsloth_engine.backend.forget_caches()
+    a, t = stream(unsloth_engine, session="a")
+    b, _ = stream(unsloth_engine, session="b")
+    assert t.new_tokens == S.max_new_tokens and len(a) >= S.max_new_tokens // 2
+    assert "".join(a) == "".join(b)
+    assert t.decode_tps and t.decode_tps > 5
+
+
+def test_cancel_stops_within_a_token_and_frees_the_engine(unsloth_engine):
+    cancel = threading.Event()
+    timing = Timing()
+    n = 0
+    for _ in unsloth_engine.stream(PROMPT, GenerationSettings(max_new_tokens=500), cancel, (), timing):
+        n += 1
+        if n == 4:
+            cancel.set()
+            at = timing.new_tokens
+    assert timing.ended_by == "stopped" and timing.new_tokens - at <= 2
+    assert stream(unsloth_engine, settings=GenerationSettings(max_new_tokens=3))[1].new_tokens == 3
+
+
+def test_stop_strings_and_worker_errors(unsloth_engine, monkeypatch):
+    text = "".join(stream(unsloth_engine)[0])
+    stop = text[len(text) // 2: len(text) // 2 + 3]
+    if stop.strip():
+        cut, timing = stream(unsloth_engine, stops=(stop,))
+        assert "".join(cut) == text[: text.index(stop)] and timing.ended_by == "stop string"
+    monkeypatch.setattr(unsloth_engine.backend.model, "generate",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("cuda boom")))
+    with pytest.raises(RuntimeError, match="cuda boom"):
+        stream(unsloth_engine)
+    assert not unsloth_engine._lock.locked()
+
+
+def test_prefix_reuse_gives_the_same_first_token(unsloth_engine):
+    """bf16 kernels of other shapes round differently: compare the first token and its logits."""
+    backend = unsloth_engine.backend
+    base = "Sentence number {}: the pears are counted again. "
+    before = render_prompt(load_format("alpaca"), "special", "Q", "", "".join(base.format(i) for i in range(60)))
+    after = before.replace("Sentence number 55", "Sentence number 55 (edited)")
+    backend.forget_caches()
+    stream(unsloth_engine, prompt=before, settings=GenerationSettings(max_new_tokens=4), session="s")
+    ids = backend.encode(after)
+    cache, reused = backend._take_cache("s", ids)
+    assert reused > len(ids) * 0.8
+    x = torch.tensor([ids], device=backend.model.device)
+    with torch.inference_mode():
+        with_cache = backend.model.generate(input_ids=x, attention_mask=torch.ones_like(x), past_key_values=cache,
+                                            max_new_tokens=1, do_sample=False, output_logits=True,
+                                            return_dict_in_generate=True)
+        fresh = backend.model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=1,
+                                       do_sample=False, output_logits=True, return_dict_in_generate=True)
+    a, b = with_cache.logits[0].float(), fresh.logits[0].float()
+    assert with_cache.sequences[0, -1] == fresh.sequences[0, -1]
+    assert torch.allclose(a, b, atol=0.15, rtol=0.05), f"max diff {(a - b).abs().max().item()}"
+    # and through the app's own path: the stats report the reuse
+    states = list(Runner(unsloth_engine).regenerate("Q", "", "x" * 10, "alpaca", GenerationSettings(max_new_tokens=4), "r"))
+    states = list(Runner(unsloth_engine).regenerate("Q", "", "x" * 10 + "y", "alpaca", GenerationSettings(max_new_tokens=4), "r"))
+    assert "reused from cache" in states[-1].stats
+
+
+def test_lora_adapter_folder_loads(tmp_path_factory):
+    peft = pytest.importorskip("peft")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16)
+    lora = peft.get_peft_model(base, peft.LoraConfig(r=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    out = tmp_path_factory.mktemp("adapter")
+    lora.save_pretrained(out)
+    AutoTokenizer.from_pretrained(MODEL).save_pretrained(out)
+    assert (out / "adapter_config.json").is_file()
+    engine = load_engine(AppSettings(model=str(out), backend="unsloth"))
+    engine.backend.ignore_eos = True
+    assert stream(engine, settings=GenerationSettings(max_new_tokens=8))[1].new_tokens == 8
+
+
+def test_transformers_backend_with_bitsandbytes_4bit():
+    engine = load_engine(AppSettings(model=MODEL, backend="transformers", load_in_4bit="yes"))
+    engine.backend.ignore_eos = True
+    assert engine.backend.name == "transformers"
+    pieces, timing = stream(engine, settings=GenerationSettings(max_new_tokens=16))
+    assert timing.new_tokens == 16 and pieces
