@@ -18,7 +18,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "== installing requirements (the first time builds llama-cpp-python: about 10 minutes on 2 cores)"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -r requirements.txt -r requirements-test.txt
+"$VENV/bin/python" -m pip install -q -r requirements-cpu.txt -r requirements-test.txt
 
 echo "== running the tests"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
