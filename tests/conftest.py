@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 import threading
 import time
 from dataclasses import dataclass, field
@@ -112,3 +113,25 @@ def scripted_app():
     app.backend = backend
     yield app
     app.close()
+
+
+# -- the browser ---------------------------------------------------------------------------------
+
+CHROMIUM = os.environ.get("BONSAI_CHROMIUM", "/usr/bin/chromium")  # Debian's; never a downloaded one
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+VIEWPORT = {"width": 1400, "height": 1000}
+SCREENSHOTS = os.environ.get("BONSAI_SCREENSHOTS") == "1"  # README images, rewritten only on request
+IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for the whole run: Playwright's sync API allows one instance per thread."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (tests/run.sh installs Debian's chromium)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
