@@ -19,6 +19,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 MODES = ("vanilla", "reasoning", "special")
+# Not a mode the user picks: "Continue reasoning" hands the model its (edited) reasoning to carry on.
+CONTINUE = "continue"
+TEMPLATES = (*MODES, CONTINUE)
 
 
 def _raise(message: str):
@@ -105,13 +108,13 @@ class ChatTemplate:
 
 def render_prompt(fmt: PromptFormat, mode: str, instruction: str, input: str = "",
                   reasoning: str = "", chat: ChatTemplate | None = None) -> str:
-    """The exact text sent to the model for one mode of one format.
+    """The exact text sent to the model for one mode of one format (or ``CONTINUE``).
 
-    ``reasoning`` is used verbatim in special mode: the whole point is that the user's edit,
-    including its whitespace, is what the model conditions on.
+    ``reasoning`` is used verbatim in special and continue modes: the whole point is that the
+    user's edit, including its whitespace, is what the model conditions on.
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode not in TEMPLATES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(TEMPLATES)}")
     variables = {"instruction": instruction, "input": input, "reasoning": reasoning}
     if fmt.chat:
         user = ENV.get_template(f"{fmt.name}/user.j2").render(**variables)
@@ -140,3 +143,34 @@ class Example:
 def examples() -> tuple[Example, ...]:
     data = tomllib.loads((PROMPTS_DIR / "examples.toml").read_text(encoding="utf-8"))
     return tuple(Example(**item) for item in data["example"])
+
+
+INTERVENTION_PLACES = ("prepend", "append", "cut")
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """A one-click edit of the reasoning, declared in ``prompts/interventions.toml``."""
+
+    id: str
+    label_en: str
+    label_ja: str
+    where: str  # one of INTERVENTION_PLACES
+    text_en: str = ""
+    text_ja: str = ""
+
+
+@lru_cache(maxsize=None)
+def interventions() -> tuple[Intervention, ...]:
+    """Checked when loaded, so that a typo in the data file fails at start, not at a click."""
+    data = tomllib.loads((PROMPTS_DIR / "interventions.toml").read_text(encoding="utf-8"))
+    items = tuple(Intervention(**item) for item in data["intervention"])
+    for item in items:
+        if item.where not in INTERVENTION_PLACES:
+            raise ValueError(f"intervention {item.id!r}: where = {item.where!r}; "
+                             f"choose one of {', '.join(INTERVENTION_PLACES)}")
+        if item.where != "cut" and not (item.text_en.strip() and item.text_ja.strip()):
+            raise ValueError(f"intervention {item.id!r} needs text_en and text_ja")
+    if len({item.id for item in items}) != len(items):
+        raise ValueError("intervention ids must be unique")
+    return items

@@ -13,16 +13,31 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .engine import Engine, PromptTooLong, Timing
-from .prompts import load_format, render_prompt
+from .prompts import CONTINUE, MODES, load_format, render_prompt
 from .settings import GenerationSettings
 from .splitter import split_reasoning
 
 # The page stays smooth when updates are batched: ~15 per second, whatever the token rate.
 UPDATE_INTERVAL_S = 1 / 15
+MAX_REMEMBERED = 256  # finished runs kept for sessions that have not collected theirs
 
 
 class UserError(ValueError):
     """Bad input, shown to the user as is (the UI turns it into gr.Error)."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a run was asked to do, with the seed it actually used: what an Attempt records."""
+
+    mode: str  # vanilla, reasoning, special (also Regenerate) or continue
+    question: str
+    input: str
+    prompt_format: str
+    reasoning: str  # as given: used verbatim (special) or carried on (continue); "" otherwise
+    settings: GenerationSettings  # seed resolved, so that the run can be repeated
+    model: str
+    backend: str
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,15 @@ class RunState:
     stats: str
     prompt: str  # exactly what was sent to the model (both prompts when the run fell back)
     done: bool = False
+    request: RunRequest | None = None
+    timings: tuple[Timing, ...] = ()  # one per model call: two when the run fell back
+    # The reasoning pane as this run produced it, before anyone edits it; "" when the model wrote
+    # no reasoning (vanilla, special). The history diffs it against what the user later sends.
+    reasoning_generated: str = ""
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.timings) and self.timings[-1].ended_by == "stopped"
 
 
 def format_stats(timings: list[Timing], model: str, seed: int, *, done: bool,
@@ -73,6 +97,7 @@ class Runner:
     def __init__(self, engine: Engine | None = None):
         self.engine = engine
         self._cancels: dict[str, threading.Event] = {}
+        self._finished: dict[str, RunState] = {}
 
     # -- cancelling ----------------------------------------------------------------------------
 
@@ -89,6 +114,25 @@ class Runner:
         event.set()
         return True
 
+    # -- the last finished run, for the history ------------------------------------------------
+
+    def finished(self, session: str) -> RunState | None:
+        """The session's last finished run (stopped runs included), handed out once.
+
+        The public ``generate``/``regenerate`` endpoints must keep their outputs, so the page asks
+        for the finished run in a follow-up event instead of receiving it as an extra output.
+        """
+        return self._finished.pop(session, None)
+
+    def _remember(self, session: str, states: Iterator[RunState]) -> Iterator[RunState]:
+        self._finished.pop(session, None)  # a failed run must not record the one before it
+        for state in states:
+            if state.done:
+                self._finished[session] = state
+                while len(self._finished) > MAX_REMEMBERED:  # API callers never collect theirs
+                    self._finished.pop(next(iter(self._finished)))
+            yield state
+
     # -- runs ----------------------------------------------------------------------------------
 
     def _engine(self) -> Engine:
@@ -101,66 +145,105 @@ class Runner:
                  reasoning: str, settings: GenerationSettings, session: str = "") -> Iterator[RunState]:
         """Generate in one of the three modes; special mode uses ``reasoning`` as written."""
         if mode == "special":
-            yield from self.regenerate(question, input, reasoning, prompt_format, settings, session)
-            return
+            return self.regenerate(question, input, reasoning, prompt_format, settings, session)
+        return self._remember(session, self._generate(question, input, mode, prompt_format,
+                                                      settings, session))
+
+    def regenerate(self, question: str, input: str, reasoning: str, prompt_format: str,
+                   settings: GenerationSettings, session: str = "") -> Iterator[RunState]:
+        """Write only the response, conditioned on the (edited) reasoning, verbatim."""
+        return self._remember(session, self._regenerate(question, input, reasoning, prompt_format,
+                                                        settings, session))
+
+    def continue_reasoning(self, question: str, input: str, reasoning: str, prompt_format: str,
+                           settings: GenerationSettings, session: str = "") -> Iterator[RunState]:
+        """Let the model carry on from the (edited or cut) reasoning, then write the response.
+
+        The reasoning pane shows the given reasoning, untouched, followed by what the model adds;
+        the response is written as in Generate, with the same fallback to the special prompt.
+        """
+        return self._remember(session, self._continue(question, input, reasoning, prompt_format,
+                                                      settings, session))
+
+    def _generate(self, question, input, mode, prompt_format, settings, session):
         engine, fmt, question = self._check(question, prompt_format)
-        settings = settings.with_seed()
+        if mode not in MODES:  # "continue" has a template but is not a mode of Generate
+            raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        request = self._request(engine, mode, question, input, prompt_format, "", settings)
         prompt = render_prompt(fmt, mode, question, input, chat=engine.backend.chat)
         cancel = self._new_cancel(session)
-        timing = Timing()
-        text = ""
-        model = engine.description
-        for text, timing in self._stream(engine, prompt, settings, cancel, fmt.stop, session):
-            if mode == "vanilla":
-                yield RunState("", text.strip(), format_stats([timing], model, settings.seed, done=False), prompt)
-            else:
-                split = split_reasoning(text, fmt.response_marker, fmt.reasoning_start)
-                yield RunState(split.reasoning, split.response or "",
-                               format_stats([timing], model, settings.seed, done=False), prompt)
-        if mode == "vanilla":
-            yield RunState("", text.strip(), format_stats([timing], model, settings.seed, done=True),
-                           prompt, done=True)
+        if mode != "vanilla":
+            yield from self._reason(engine, fmt, request, prompt, cancel, session)
             return
+        text, timing = "", Timing()
+        for text, timing in self._stream(engine, prompt, request.settings, cancel, fmt.stop, session):
+            yield self._state(request, "", text.strip(), [timing], prompt, done=False)
+        yield self._state(request, "", text.strip(), [timing], prompt, done=True)
+
+    def _regenerate(self, question, input, reasoning, prompt_format, settings, session):
+        engine, fmt, question = self._check(question, prompt_format)
+        if not reasoning.strip():
+            raise UserError("The reasoning is empty: generate some in reasoning mode, or write "
+                            "your own, before regenerating the response.")
+        request = self._request(engine, "special", question, input, prompt_format, reasoning, settings)
+        prompt = render_prompt(fmt, "special", question, input, reasoning, chat=engine.backend.chat)
+        cancel = self._new_cancel(session)
+        text, timing = "", Timing()
+        for text, timing in self._stream(engine, prompt, request.settings, cancel, fmt.stop, session):
+            yield self._state(request, reasoning, text.strip(), [timing], prompt, done=False)
+        yield self._state(request, reasoning, text.strip(), [timing], prompt, done=True)
+
+    def _continue(self, question, input, reasoning, prompt_format, settings, session):
+        engine, fmt, question = self._check(question, prompt_format)
+        if not reasoning.strip():
+            raise UserError("The reasoning is empty, so there is nothing to continue: use Generate "
+                            "in reasoning mode. / 推論が空です。")
+        request = self._request(engine, CONTINUE, question, input, prompt_format, reasoning, settings)
+        prompt = render_prompt(fmt, CONTINUE, question, input, reasoning, chat=engine.backend.chat)
+        cancel = self._new_cancel(session)
+        yield from self._reason(engine, fmt, request, prompt, cancel, session, given=reasoning)
+
+    def _reason(self, engine: Engine, fmt, request: RunRequest, prompt: str,
+                cancel: threading.Event, session: str, given: str = "") -> Iterator[RunState]:
+        """Stream reasoning then response; without a response marker, answer from the reasoning.
+
+        ``given`` is reasoning the prompt already ends with (Continue): the model's text carries
+        it on, so it is joined as written, keeping the whitespace the model put between the two.
+        """
+        settings = request.settings
+
+        def reasoning_of(text: str, split) -> str:
+            if not given or not split.reasoning:
+                return split.reasoning or given
+            return given + text[: len(text) - len(text.lstrip())] + split.reasoning
+
+        text, timing = "", Timing()
+        for text, timing in self._stream(engine, prompt, settings, cancel, fmt.stop, session):
+            split = split_reasoning(text, fmt.response_marker, fmt.reasoning_start)
+            yield self._state(request, reasoning_of(text, split), split.response or "", [timing],
+                              prompt, done=False)
         split = split_reasoning(text, fmt.response_marker, fmt.reasoning_start, final=True)
+        reasoning = reasoning_of(text, split)
         if split.response is not None or timing.ended_by == "stopped":
-            yield RunState(split.reasoning, split.response or "",
-                           format_stats([timing], model, settings.seed, done=True), prompt, done=True)
+            yield self._state(request, reasoning, split.response or "", [timing], prompt, done=True)
             return
         # The model never wrote the response marker: write the response from the reasoning it has.
         note = (f"The model ended its reasoning ({timing.ended_by}) without writing "
                 f"`{fmt.response_marker}`, so the response was written from that reasoning "
                 f"with the special prompt. / 応答マーカーが無かったため、推論から回答を生成しました。")
-        follow = render_prompt(fmt, "special", question, input, split.reasoning, chat=engine.backend.chat)
-        both = f"{prompt}{split.reasoning}\n\n──── fallback: special prompt ────\n\n{follow}"
+        follow = render_prompt(fmt, "special", request.question, request.input, reasoning,
+                               chat=engine.backend.chat)
+        both = f"{prompt}{text}\n\n──── fallback: special prompt ────\n\n{follow}"
         try:
             engine.check_fits(follow, settings.max_new_tokens)
         except PromptTooLong as error:
             raise UserError(f"The reasoning needs a response, but: {error}") from None
-        second = Timing()
-        response = ""
+        second, response = Timing(), ""
         for response, second in self._stream(engine, follow, settings, cancel, fmt.stop, session):
-            yield RunState(split.reasoning, response.strip(),
-                           format_stats([timing, second], model, settings.seed, done=False, note=note), both)
-        yield RunState(split.reasoning, response.strip(),
-                       format_stats([timing, second], model, settings.seed, done=True, note=note),
-                       both, done=True)
-
-    def regenerate(self, question: str, input: str, reasoning: str, prompt_format: str,
-                   settings: GenerationSettings, session: str = "") -> Iterator[RunState]:
-        """Write only the response, conditioned on the (edited) reasoning, verbatim."""
-        engine, fmt, question = self._check(question, prompt_format)
-        if not reasoning.strip():
-            raise UserError("The reasoning is empty: generate some in reasoning mode, or write "
-                            "your own, before regenerating the response.")
-        settings = settings.with_seed()
-        prompt = render_prompt(fmt, "special", question, input, reasoning, chat=engine.backend.chat)
-        cancel = self._new_cancel(session)
-        model = engine.description
-        text, timing = "", Timing()
-        for text, timing in self._stream(engine, prompt, settings, cancel, fmt.stop, session):
-            yield RunState(reasoning, text.strip(), format_stats([timing], model, settings.seed, done=False), prompt)
-        yield RunState(reasoning, text.strip(), format_stats([timing], model, settings.seed, done=True),
-                       prompt, done=True)
+            yield self._state(request, reasoning, response.strip(), [timing, second], both,
+                              done=False, note=note)
+        yield self._state(request, reasoning, response.strip(), [timing, second], both,
+                          done=True, note=note)
 
     def preview(self, question: str, input: str, mode: str, prompt_format: str, reasoning: str) -> str:
         """The prompt a run would send now, for the Prompt preview."""
@@ -169,6 +252,22 @@ class Runner:
         return render_prompt(fmt, mode, question, input, reasoning, chat=chat)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _request(engine: Engine, mode: str, question: str, input: str, prompt_format: str,
+                 reasoning: str, settings: GenerationSettings) -> RunRequest:
+        return RunRequest(mode, question, input, prompt_format, reasoning, settings.with_seed(),
+                          engine.backend.model_name, engine.backend.name)
+
+    @staticmethod
+    def _state(request: RunRequest, reasoning: str, response: str, timings: list[Timing],
+               prompt: str, *, done: bool, note: str = "") -> RunState:
+        model = f"{request.model} on {request.backend}"
+        generated = reasoning if request.mode in ("reasoning", CONTINUE) else ""
+        return RunState(reasoning, response,
+                        format_stats(timings, model, request.settings.seed, done=done, note=note),
+                        prompt, done=done, request=request, timings=tuple(timings),
+                        reasoning_generated=generated)
 
     def _check(self, question: str, prompt_format: str):
         engine = self._engine()

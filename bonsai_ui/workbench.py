@@ -1,0 +1,285 @@
+"""The workbench around the editor: attempts, interventions, compare, export and import.
+
+Pure functions over plain values (a History, strings, a finished RunState), so that the page only
+maps them onto components and the tests need no browser. Nothing here keeps state: the history
+lives in the browser and comes back with every event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .attempts import Attempt, History, timings_dict
+from .diffing import Segment, diff_attempts
+from .export import (ImportFormatError, alpaca_jsonl, dpo_jsonl, dpo_pairs, exportable, import_jsonl,
+                     messages_jsonl)
+from .prompts import Intervention
+from .runs import RunState
+
+HISTORY_KEY = "bonsai-history"  # the localStorage key; one per app, so other Gradio apps do not clash
+
+
+def history_secret(environ=os.environ) -> str:
+    """The key gr.BrowserState encrypts the stored history with.
+
+    Gradio encrypts in the browser, so the key is sent to every page: it keeps the stored value
+    from being read casually (by other scripts, in a profile dump), not from the visitor, who owns
+    it anyway. What keeps one person's attempts from another is that local storage belongs to one
+    browser profile and one site. What the key does decide is whether a page can read back what it
+    stored: Gradio's default, a random key per start, would make every history unreadable after a
+    restart (a Space restarts on every push). So the default is a constant, derived from a fixed
+    string rather than kept in a file that a fresh Space would not have. ``BONSAI_BROWSER_SECRET``
+    sets another one per deployment; changing it deliberately retires all stored histories.
+    """
+    return environ.get("BONSAI_BROWSER_SECRET") or hashlib.sha256(
+        b"bonsai-reasoning-editor/browser-history/v1").hexdigest()
+
+
+# -- attempts from runs --------------------------------------------------------------------------
+
+def origin_for(state: RunState) -> dict:
+    """What the editor's reasoning was derived from: the reasoning the model wrote last.
+
+    Kept with the question, so that a regenerate from edited reasoning can record both versions,
+    and a regenerate after the question changed does not claim the old question's reasoning.
+    """
+    r = state.request
+    return {"question": r.question.strip(), "input": r.input.strip(), "reasoning": state.reasoning_generated}
+
+
+def attempt_from_run(state: RunState, origin: dict | None = None) -> Attempt:
+    """The Attempt for a finished run; ``origin`` (see ``origin_for``) supplies the reasoning as
+    generated when the run only sent reasoning (Regenerate, special mode)."""
+    r = state.request
+    generated = state.reasoning_generated
+    if not generated and r.mode == "special" and origin and \
+            (origin.get("question"), origin.get("input")) == (r.question.strip(), r.input.strip()):
+        generated = origin.get("reasoning", "")
+    timings = {**timings_dict(list(state.timings)), "calls": len(state.timings),
+               "ended_by": state.timings[-1].ended_by if state.timings else ""}
+    return Attempt(question=r.question, input=r.input, mode=r.mode, prompt_format=r.prompt_format,
+                   reasoning_generated=generated, reasoning_sent=state.reasoning,
+                   response=state.response, settings=asdict(r.settings), model=r.model,
+                   backend=r.backend, timings=timings)
+
+
+# -- interventions -------------------------------------------------------------------------------
+
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+
+
+def has_japanese(text: str) -> bool:
+    """Kana or kanji anywhere: a question with any is answered in Japanese by these models."""
+    return bool(_JAPANESE.search(text or ""))
+
+
+def apply_intervention(item: Intervention, reasoning: str, question: str) -> str:
+    """The reasoning with the intervention's sentence added on its own line, in the question's
+    language. Applying it twice changes nothing: a double click must not stack instructions."""
+    text = item.text_ja if has_japanese(question) else item.text_en
+    body = reasoning.strip("\n")
+    if item.where == "prepend":
+        if body.startswith(text):
+            return reasoning
+        return f"{text}\n{body}" if body.strip() else text
+    if item.where == "append":
+        if body.rstrip().endswith(text):
+            return reasoning
+        return f"{body.rstrip()}\n{text}" if body.strip() else text
+    raise ValueError(f"intervention {item.id!r} ({item.where}) is not a text edit")
+
+
+# A sentence ends at 。！？!? (with closing quotes or brackets), at a full stop followed by a space
+# or the end (so 3.5 and file.txt are no ends), or at a line break (list items, headings).
+_SENTENCE_END = re.compile(r"[。！？!?]+[」』）)\"'”’]*|\.+[」』）)\"'”’]*(?=\s|$)|\n")
+
+
+def from_utf16(text: str, index: int) -> int:
+    """A browser's string index (UTF-16 code units) as a Python index (code points)."""
+    return len(text.encode("utf-16-le")[: 2 * max(index, 0)].decode("utf-16-le", errors="ignore"))
+
+
+def cut_after_sentence(text: str, start: int, end: int) -> str:
+    """``text`` up to the end of the sentence holding the end of the selection ``start:end``.
+
+    Trailing spaces of the selection are ignored: selecting "a sentence. " means that sentence,
+    not the next one. Everything after the cut goes, so that Continue can take a new direction
+    from there.
+    """
+    last = max(end - 1, start)
+    while last > start and text[last].isspace():
+        last -= 1
+    for match in _SENTENCE_END.finditer(text):
+        if match.end() > last:
+            cut = match.start() if match.group() == "\n" else match.end()
+            return text[:cut].rstrip()
+    return text.rstrip()
+
+
+def cut_at_selection(reasoning: str, selection: dict | None) -> str:
+    """Apply the cut to the selection Gradio reported (``.select``: UTF-16 indexes and the text).
+
+    Raises ValueError with a message for the user when nothing usable is selected, or the text
+    changed since the selection was made (the indexes would point elsewhere).
+    """
+    if not selection or selection["index"][1] <= selection["index"][0]:
+        raise ValueError("Nothing is selected: select a sentence in the Reasoning box first. / "
+                         "推論の中の文を選択してください。")
+    start, end = (from_utf16(reasoning, i) for i in selection["index"])
+    if reasoning[start:end] != selection.get("value"):
+        raise ValueError("The selection no longer matches the reasoning: select the sentence again. / "
+                         "選択し直してください。")
+    return cut_after_sentence(reasoning, start, end)
+
+
+# -- the attempts list ---------------------------------------------------------------------------
+
+HEADERS = ["↩", "★", "✗", "#", "time (UTC)", "run", "reasoning / 推論", "response / 回答", "note / メモ"]
+RESTORE_COL, STAR_COL, REJECT_COL, NUMBER_COL = 0, 1, 2, 3
+
+
+def listed(history: History, question: str, input: str, all_questions: bool) -> list[Attempt]:
+    """The attempts the list shows, newest first: this question's, or all of them (also while no
+    question is typed, as after a reload, so that the history is in sight and can be restored)."""
+    if all_questions or not ((question or "").strip() or (input or "").strip()):
+        return history.attempts[::-1]
+    return history.for_question(question or "", input or "")
+
+
+def _preview(text: str, width: int = 80) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _time(created: str) -> str:
+    try:
+        return datetime.fromisoformat(created).astimezone(timezone.utc).strftime("%m-%d %H:%M:%S")
+    except ValueError:
+        return created
+
+
+def run_label(a: Attempt) -> str:
+    """The kind of run, with ✎ when the reasoning sent differs from the one the model wrote and
+    ⏹ when the run was stopped: the two things that make an attempt's text not the model's own."""
+    label = {"special": "regenerate"}.get(a.mode, a.mode)
+    if a.reasoning_generated and a.reasoning_sent != a.reasoning_generated:
+        label += " ✎"
+    if a.timings.get("ended_by") == "stopped":
+        label += " ⏹"
+    return label
+
+
+def numbered(attempts: list[Attempt]) -> list[tuple[int, Attempt]]:
+    """Numbers count up from the oldest listed attempt, so a number stays put as new ones arrive."""
+    return [(len(attempts) - i, a) for i, a in enumerate(attempts)]
+
+
+def table_rows(attempts: list[Attempt]) -> list[list]:
+    return [["↩", "★" if a.starred else "☆", "✗" if a.rejected else "·", n, _time(a.created),
+             run_label(a), _preview(a.reasoning), _preview(a.response), a.note]
+            for n, a in numbered(attempts)]
+
+
+def choices(attempts: list[Attempt]) -> list[tuple[str, str]]:
+    """Dropdown choices for Compare: a short label, the attempt's id."""
+    return [(f"#{n} · {_time(a.created)} · {run_label(a)} · {_preview(a.reasoning, 40)}", a.id)
+            for n, a in numbered(attempts)]
+
+
+# -- compare -------------------------------------------------------------------------------------
+
+def compare(history: History, a_id: str | None, b_id: str | None) -> tuple[str, list[Segment], list[Segment]]:
+    """Summary line and the two diffs (reasoning, response) from attempt A to attempt B."""
+    try:
+        a, b = history.get(a_id or ""), history.get(b_id or "")
+    except KeyError:
+        return "Pick two attempts to compare. / 比較する2つの試行を選んでください。", [], []
+    diff = diff_attempts(a, b)
+    return f"A → B: {diff.summary}", diff.reasoning, diff.response
+
+
+# -- export and import ---------------------------------------------------------------------------
+
+def export_files(history: History, starred_only: bool, directory: Path) -> tuple[list[Path], str]:
+    """Write the non-empty exports into ``directory``; return their paths and a summary line.
+
+    Raises ValueError with a message for the user when there is nothing to export at all.
+    """
+    attempts = history.attempts
+    sft = exportable(attempts, starred_only)
+    pairs = dpo_pairs(attempts)
+    if not sft and not pairs:
+        which = "starred" if starred_only else "non-rejected"
+        raise ValueError(f"Nothing to export: no {which} attempt has both a reasoning and a response"
+                         " (star ★ the good ones, or export all). / 書き出す試行がありません。")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in (("alpaca", alpaca_jsonl(attempts, starred_only) if sft else ""),
+                       ("messages", messages_jsonl(attempts, starred_only) if sft else ""),
+                       ("dpo", dpo_jsonl(attempts) if pairs else "")):
+        if text:
+            path = directory / f"bonsai-{name}-{stamp}.jsonl"
+            path.write_text(text, encoding="utf-8")
+            paths.append(path)
+    questions = len({a.key for a in sft} | {c.key for c, _ in pairs})
+    dpo = (f"{len(pairs)} DPO pair(s)" if pairs else
+           "no DPO pairs (a pair is a starred ★ and a rejected ✗ attempt at the same question)")
+    return paths, (f"Exported {len(sft)} attempt(s) as Alpaca and chat messages, and {dpo}, "
+                   f"from {questions} question(s). / 書き出しました。")
+
+
+MAX_IMPORT_BYTES = 5_000_000  # more than the browser's storage can hold anyway
+
+
+def import_into(history: History, data: bytes) -> str:
+    """Add the attempts of an exported JSONL file to ``history``; return a summary line.
+
+    A file that is not an export raises ImportFormatError naming the line, and nothing is added.
+    Rows already in the history (same question, input, reasoning and response) are skipped, so
+    importing the same file twice does not double it.
+    """
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ImportFormatError(f"the file is {len(data):,} bytes; at most {MAX_IMPORT_BYTES:,} "
+                                "fit the browser's storage")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ImportFormatError(f"not UTF-8 text (byte {error.start})") from None
+    attempts = import_jsonl(text)
+    if not attempts:
+        raise ImportFormatError("the file holds no rows")
+    seen = {(a.key, a.reasoning, a.response) for a in history.attempts}
+    added = []
+    for attempt in attempts:
+        signature = (attempt.key, attempt.reasoning, attempt.response)
+        if signature not in seen:
+            seen.add(signature)
+            added.append(history.add(attempt))
+    ids = {a.id for a in history.attempts}
+    kept = sum(1 for a in added if a.id in ids)
+    parts = [f"Imported {len(added)} attempt(s), starred ★"]
+    if len(added) < len(attempts):
+        parts.append(f"{len(attempts) - len(added)} already in the history")
+    if kept < len(added):
+        parts.append(f"only the newest {history.limit} attempts are kept")
+    return "; ".join(parts) + ". / 読み込みました。"
+
+
+# Local storage holds about 5 million characters per site; Gradio stores the history encrypted and
+# base64-encoded (4 characters per 3 bytes of UTF-8), and a write that does not fit is silently lost.
+STORAGE_WARN_CHARS = 4_000_000
+
+
+def storage_warning(data: dict) -> str:
+    chars = len(json.dumps(data, ensure_ascii=False).encode("utf-8")) * 4 // 3
+    if chars < STORAGE_WARN_CHARS:
+        return ""
+    return (f"The history takes about {chars / 1e6:.1f} million characters of the browser's storage "
+            "(about 5 fit): export what you want to keep, then clear it. / 履歴が大きすぎます。")

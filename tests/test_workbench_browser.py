@@ -1,0 +1,363 @@
+"""The workbench in headless Chromium: attempts, compare, continue, interventions, export/import,
+and a history that survives reloads and restarts but stays in its own browser.
+
+Exact text comes from the scripted backend; one test runs the real embedded model. The compare
+screenshot for the README is written only with ``BONSAI_SCREENSHOTS=1``:
+
+    BONSAI_SCREENSHOTS=1 python -m pytest -q tests/test_workbench_browser.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Page, expect  # noqa: E402
+
+from bonsai_ui.diffing import count_changes, diff_texts  # noqa: E402
+from bonsai_ui.engine import Engine  # noqa: E402
+from bonsai_ui.runs import Runner  # noqa: E402
+from conftest import IMAGES, SCREENSHOTS, VIEWPORT, ScriptedBackend, free_port  # noqa: E402
+
+TIMEOUT_MS = 10_000
+REAL_MODEL_TIMEOUT_MS = 90_000
+ADDED, REMOVED = "187, 247, 208", "254, 202, 202"  # the diff colours (ui.DIFF_COLORS) as the page has them
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    yield context.new_page()
+    context.close()
+
+
+class App:
+    """The app on a chosen port: a restart must come back at the same address (local storage is
+    kept per address)."""
+
+    def __init__(self, runner: Runner, port: int):
+        from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs
+
+        self.demo = build_ui(runner, LoadStatus(ready=True, stage="ready"), default_format="alpaca")
+        self.demo.queue(default_concurrency_limit=1)
+        self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                         quiet=True, **launch_kwargs())
+        self.url = f"http://127.0.0.1:{port}/"
+
+    def close(self):
+        self.demo.close()
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def open_app(page: Page, url: str) -> None:
+    page.goto(url)
+    expect(page.locator("#model-status")).to_contain_text("🟢", timeout=30_000)
+
+
+def reasoning(page: Page):
+    return page.locator("#reasoning textarea")
+
+
+def run(page: Page, button: str, timeout: float = TIMEOUT_MS) -> None:
+    """Click a run button and wait until the run is done and recorded in the attempts list."""
+    before = rows(page)
+    page.locator(f"#{button}").click()
+    expect(page.locator("#attempts .virtual-row")).to_have_count(before + 1, timeout=timeout)
+    expect(page.locator("#stats")).to_contain_text("done")
+
+
+def rows(page: Page) -> int:
+    return page.locator("#attempts .virtual-row").count()
+
+
+def cell(page: Page, row: int, col: int):
+    return page.locator(f"#attempts [data-testid=cell-{row}-{col}]")
+
+
+def table(page: Page) -> list[list[str]]:
+    return [[cell(page, r, c).inner_text().strip() for c in range(9)] for r in range(rows(page))]
+
+
+def tab(page: Page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def pick(page: Page, which: str, label_start: str) -> None:
+    """Choose the Compare dropdown option whose label starts with ``label_start``."""
+    page.locator(f"#compare-{which} input").click()
+    page.get_by_role("option").filter(has_text=label_start).first.click()
+    expect(page.locator(f"#compare-{which} input")).to_have_value(re.compile("^" + re.escape(label_start)))
+
+
+PAINTED = """([id, colour]) => Array.from(document.querySelectorAll(`#${id} .token`))
+    .filter(t => (t.getAttribute('style') || '').includes(colour))
+    .map(t => Array.from(t.querySelectorAll('.text')).map(x => x.textContent).join(' '))
+    .join(' ').split(/\\s+/).filter(w => w)"""
+
+
+def painted(page: Page, elem_id: str, colour: str) -> list[str]:
+    """The words of the diff painted ``colour``, in order (the page may split a span into words)."""
+    return page.evaluate(PAINTED, [elem_id, colour])
+
+
+def words(segments, tag: str) -> list[str]:
+    return " ".join(text for text, t in segments if t == tag).split()
+
+
+def wait_painted(page: Page, elem_id: str, colour: str, expected: list[str]) -> None:
+    page.wait_for_function(f"(args) => JSON.stringify(({PAINTED})(args.slice(0, 2))) === args[2]",
+                           arg=[elem_id, colour, json.dumps(expected, separators=(",", ":"))],
+                           timeout=TIMEOUT_MS)
+
+
+def toast(page: Page, text: str):
+    return page.locator('[data-testid="toast-text"]').filter(has_text=text)
+
+
+def select_text(page: Page, text: str) -> None:
+    """Select ``text`` in the reasoning box as a person would (the page hears the select event)."""
+    reasoning(page).evaluate(
+        """(el, text) => { const i = el.value.indexOf(text); el.focus();
+                           el.setSelectionRange(i, i + text.length); }""", text)
+
+
+def download(page: Page, kind: str, directory: Path) -> list[dict]:
+    link = page.locator(f'#export-files a[download^="bonsai-{kind}-"]')
+    with page.expect_download() as info:
+        link.click()
+    path = directory / info.value.suggested_filename
+    info.value.save_as(path)
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# -- the editing loop, attempts and compare ------------------------------------------------------
+
+QUESTION = "Jack has 4 pears and eats 5 of them. How many pears are left?"
+GENERATED = "Jack has 4 pears. He eats 5 of them. So he has 0 left."
+EDITED = "Jack has only 4 pears. He cannot eat 5 of them. So he has 0 left."
+CUT = "Jack has only 4 pears. He cannot eat 5 of them."
+
+
+def test_generate_edit_regenerate_cut_continue_and_compare(scripted_app, page):
+    scripted_app.backend.script = [
+        ["Jack has 4 pears.", " He eats 5 of them.", " So he has 0 left.", "\n### Response:\n", "0 pears."],
+        ["Impossible:", " he cannot eat 5 of 4 pears."],
+        [" That is", " a contradiction.", "\n### Response:\n", "The question", " is contradictory."],
+    ]
+    open_app(page, scripted_app.url)
+    page.locator("#question textarea").fill(QUESTION)
+    run(page, "generate")
+    assert reasoning(page).input_value() == GENERATED
+    page.locator("#intervention-cut").click()  # nothing selected yet
+    expect(toast(page, "Nothing is selected")).to_be_visible(timeout=TIMEOUT_MS)
+    assert reasoning(page).input_value() == GENERATED
+
+    reasoning(page).fill(EDITED)
+    run(page, "regenerate")
+    expect(page.locator("#response-box")).to_have_text("Impossible: he cannot eat 5 of 4 pears.")
+    select_text(page, "cannot")
+    page.wait_for_timeout(300)  # the select event reaches the server
+    page.locator("#intervention-cut").click()
+    expect(reasoning(page)).to_have_value(CUT, timeout=TIMEOUT_MS)
+
+    run(page, "continue")
+    assert reasoning(page).input_value() == CUT + " That is a contradiction."
+    expect(page.locator("#response-box")).to_have_text("The question is contradictory.")
+    assert scripted_app.backend.prompts[-1].endswith(f"### Reasoning:\n{CUT}")
+
+    shown = table(page)  # newest first, numbered from the oldest
+    assert [r[3] for r in shown] == ["3", "2", "1"]
+    assert [r[5] for r in shown] == ["continue", "regenerate ✎", "reasoning"]
+    assert shown[0][6] == CUT + " That is a contradiction." and shown[2][7] == "0 pears."
+
+    tab(page, "Compare")
+    # Right after a run, Compare shows the two newest attempts: the cut-and-continued reasoning.
+    continued = diff_texts(EDITED, CUT + " That is a contradiction.")
+    wait_painted(page, "diff-reasoning", ADDED, words(continued, "+"))
+    assert "contradiction" in painted(page, "diff-reasoning", ADDED)
+    # The user's own edit: attempt #1 (generated) against #2 (edited, regenerated).
+    pick(page, "a", "#1 ·")
+    pick(page, "b", "#2 ·")
+    segments = diff_texts(GENERATED, EDITED)
+    added, removed = count_changes(segments)
+    wait_painted(page, "diff-reasoning", ADDED, words(segments, "+"))
+    assert painted(page, "diff-reasoning", REMOVED) == words(segments, "-")
+    assert "only" in painted(page, "diff-reasoning", ADDED)
+    expect(page.locator("#compare-summary")).to_contain_text(f"reasoning: +{added} \u2212{removed} words")
+    answers = diff_texts("0 pears.", "Impossible: he cannot eat 5 of 4 pears.")
+    assert painted(page, "diff-response", ADDED) == words(answers, "+")
+    assert painted(page, "diff-response", REMOVED) == words(answers, "-")
+    if SCREENSHOTS:
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        page.mouse.move(0, 0)
+        page.locator("#workbench").screenshot(path=str(IMAGES / "compare.png"))
+
+    # One click on ↩ brings attempt #1 back into the editor, with its settings and response.
+    tab(page, "Attempts")
+    cell(page, 2, 0).click()
+    expect(reasoning(page)).to_have_value(GENERATED, timeout=TIMEOUT_MS)
+    expect(page.locator("#response-box")).to_have_text("0 pears.")
+    expect(page.locator("#stats")).to_contain_text("attempt #1 restored")
+    assert len(scripted_app.backend.prompts) == 3, "restoring runs nothing"
+
+
+def test_interventions_edit_the_reasoning_in_the_questions_language(scripted_app, page):
+    open_app(page, scripted_app.url)
+    page.locator("#question textarea").fill("ジャックは梨を4個持っています。5個食べたら何個？")
+    reasoning(page).fill("梨の数を数えます。")
+    page.locator("#intervention-premises").click()
+    expect(reasoning(page)).to_have_value(
+        "まず、質問の前提に矛盾や論理的にありえない点がないかを確認します。矛盾があれば、答えを計算せずに、"
+        "そのことを回答で指摘します。\n梨の数を数えます。", timeout=TIMEOUT_MS)
+    page.locator("#intervention-answer_en").click()
+    expect(reasoning(page)).to_have_value(re.compile("梨の数を数えます。\n回答は英語で書きます。$"),
+                                          timeout=TIMEOUT_MS)
+    # The prompt preview follows, so the user sees what special mode (and Regenerate) will send.
+    page.locator("#mode input[value=special]").check()
+    page.locator("#prompt-accordion > button.label-wrap").click()
+    expect(page.locator("#prompt textarea")).to_have_value(re.compile("回答は英語で書きます。\n\n### Response:\n$"))
+    assert scripted_app.backend.prompts == []
+
+
+# -- marks, notes, export, clear, import ---------------------------------------------------------
+
+def test_star_reject_note_export_clear_and_import(scripted_app, page, tmp_path):
+    scripted_app.backend.script = [["Count 3 apples.", "\n### Response:\n", "3 fruits."],
+                                   ["Books are not fruit.", "\n### Response:\n", "7 fruits."]]
+    open_app(page, scripted_app.url)
+    page.locator("#question textarea").fill("アンリはリンゴを3個、ジルは本を5冊。果物は何個？")
+    run(page, "generate")
+    run(page, "generate")
+    shown_reasoning, shown_response = reasoning(page).input_value(), page.locator("#response-box").inner_text()
+    assert (shown_reasoning, shown_response) == ("Books are not fruit.", "7 fruits.")
+
+    cell(page, 1, 2).click()  # ✗ the first attempt
+    expect(cell(page, 1, 2)).to_have_text("✗", timeout=TIMEOUT_MS)
+    cell(page, 0, 1).click()  # ★ the second
+    expect(cell(page, 0, 1)).to_have_text("★", timeout=TIMEOUT_MS)
+    cell(page, 0, 6).click()  # select it, then write a note
+    expect(page.locator("#note")).to_contain_text("Note on attempt #2", timeout=TIMEOUT_MS)
+    page.locator("#note textarea, #note input").first.fill("本は果物ではない")
+    page.locator("#save-note").click()
+    expect(cell(page, 0, 8)).to_have_text("本は果物ではない", timeout=TIMEOUT_MS)
+    shown = table(page)
+
+    tab(page, "Export / import")
+    page.locator("#export").click()
+    expect(page.locator("#workbench-message")).to_contain_text("Exported 1 attempt(s)", timeout=TIMEOUT_MS)
+    alpaca = download(page, "alpaca", tmp_path)
+    assert alpaca == [{"instruction": "アンリはリンゴを3個、ジルは本を5冊。果物は何個？", "input": "",
+                       "reasoning": shown_reasoning, "output": shown_response}]
+    assert (shown[0][6], shown[0][7]) == (shown_reasoning, shown_response)
+    dpo = download(page, "dpo", tmp_path)
+    assert len(dpo) == 1 and dpo[0]["chosen"].endswith(shown_response) and dpo[0]["rejected"].endswith("3 fruits.")
+    messages = download(page, "messages", tmp_path)
+    assert messages[0]["messages"][1]["content"] == f"<think>\n{shown_reasoning}\n</think>\n\n{shown_response}"
+
+    # Clearing asks first; Cancel keeps everything.
+    page.locator("#clear-history").click()
+    expect(page.locator("#workbench-message")).to_contain_text("deletes all 2 attempts")
+    page.locator("#cancel-clear").click()
+    expect(page.locator("#really-clear")).to_be_hidden()
+    tab(page, "Attempts")
+    expect(page.locator("#attempts .virtual-row")).to_have_count(2)
+    tab(page, "Export / import")
+    page.locator("#clear-history").click()
+    page.locator("#really-clear").click()
+    expect(page.locator("#workbench-message")).to_contain_text("History cleared", timeout=TIMEOUT_MS)
+    tab(page, "Attempts")
+    expect(page.locator("#attempts .virtual-row")).to_have_count(0)
+    tab(page, "Export / import")
+
+    # A malformed file is refused with the line that is wrong; a real export comes back, starred.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "Q", "input": "", "reasoning": "r", "output": "a"}\n{oops\n', encoding="utf-8")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#import").click()
+    chooser.value.set_files(bad)
+    expect(toast(page, "line 2: not valid JSON")).to_be_visible(timeout=TIMEOUT_MS)
+    exported = sorted(tmp_path.glob("bonsai-alpaca-*.jsonl"))[0]
+    with page.expect_file_chooser() as chooser:
+        page.locator("#import").click()
+    chooser.value.set_files(exported)
+    expect(page.locator("#workbench-message")).to_contain_text("Imported 1 attempt(s)", timeout=TIMEOUT_MS)
+    tab(page, "Attempts")
+    expect(page.locator("#attempts .virtual-row")).to_have_count(1)  # the bad file added nothing
+    assert cell(page, 0, 1).inner_text() == "★" and cell(page, 0, 6).inner_text() == shown_reasoning
+
+
+# -- nothing lost, nothing shared ----------------------------------------------------------------
+
+def test_history_survives_reload_and_restart_and_stays_in_its_browser(browser):
+    port = free_port()
+    backend = ScriptedBackend(script=[["Kept in this browser.", "\n### Response:\n", "Safe."]])
+    app = App(Runner(Engine(backend)), port)
+    first = browser.new_context(viewport=VIEWPORT)
+    page = first.new_page()
+    try:
+        open_app(page, app.url)
+        page.locator("#question textarea").fill("Will my attempt survive?")
+        run(page, "generate")
+
+        page.reload()  # the question box is empty after a reload: the list shows every attempt
+        open_app(page, app.url)
+        expect(page.locator("#attempts .virtual-row")).to_have_count(1, timeout=TIMEOUT_MS)
+        assert cell(page, 0, 6).inner_text() == "Kept in this browser."
+
+        app.close()  # a server restart, at the same address
+        app = App(Runner(Engine(ScriptedBackend())), port)
+        open_app(page, app.url)
+        expect(page.locator("#attempts .virtual-row")).to_have_count(1, timeout=TIMEOUT_MS)
+        cell(page, 0, 0).click()
+        expect(page.locator("#question textarea")).to_have_value("Will my attempt survive?",
+                                                                timeout=TIMEOUT_MS)
+        stored = page.evaluate("localStorage.getItem('bonsai-history')")
+        assert stored and "Kept" not in stored, "the stored history is encrypted"
+
+        other = browser.new_context(viewport=VIEWPORT).new_page()  # another person's browser
+        open_app(other, app.url)
+        page.wait_for_timeout(500)
+        assert rows(other) == 0
+        assert other.evaluate("localStorage.getItem('bonsai-history')") != stored
+        other.context.close()
+    finally:
+        first.close()
+        app.close()
+
+
+# -- the real model, and the Japanese page -------------------------------------------------------
+
+def test_continue_on_the_real_model(real_app, page):
+    open_app(page, real_app.url)
+    page.locator("#settings-accordion > button.label-wrap").click()
+    box = page.locator("#max_new_tokens input[type=number]")
+    box.fill("32")
+    box.press("Enter")
+    page.locator("#question textarea").fill("I have 3 cats. How many legs do they have?")
+    reasoning(page).fill("Each cat has 4 legs.")
+    page.locator("#mode input[value=special]").check()
+    before = rows(page)
+    run(page, "continue", timeout=REAL_MODEL_TIMEOUT_MS)
+    continued = reasoning(page).input_value()
+    assert continued.startswith("Each cat has 4 legs.")
+    assert page.locator("#response-box").inner_text().strip()
+    assert rows(page) == before + 1 and cell(page, 0, 5).inner_text() == "continue"
+
+
+def test_the_page_speaks_japanese_to_a_japanese_browser(scripted_app, browser):
+    context = browser.new_context(viewport=VIEWPORT, locale="ja-JP")
+    page = context.new_page()
+    try:
+        open_app(page, scripted_app.url)
+        expect(page.locator("#generate")).to_have_text("生成 ▶")
+        expect(page.locator("#continue")).to_have_text("推論を続ける ⇢")
+        expect(page.locator("#intervention-premises")).to_have_text("まず前提の矛盾を確認")
+        expect(page.get_by_role("tab", name="比較")).to_be_visible()
+    finally:
+        context.close()
