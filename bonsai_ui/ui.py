@@ -163,6 +163,15 @@ def _settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, see
         raise gr.Error(str(error), title="Setting out of range / 設定値が範囲外") from None
 
 
+def _shown(states, *fields):
+    """The run's states as the outputs of one event; bad input becomes a plain gr.Error."""
+    try:
+        for state in states:
+            yield tuple(getattr(state, name) for name in fields)
+    except UserError as error:
+        raise gr.Error(str(error)) from None
+
+
 def _checked(component: type) -> type:
     """A slider/number whose server-side range check names the setting.
 
@@ -200,34 +209,25 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
                  max_new_tokens: float, temperature: float, top_p: float, top_k: float,
                  repetition_penalty: float, seed: float, request: gr.Request):
         settings = _settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        try:
-            for state in runner.generate(question, input or "", mode, prompt_format, reasoning or "",
-                                         settings, request.session_hash or ""):
-                yield state.reasoning, state.response, state.stats, state.prompt
-        except UserError as error:
-            raise gr.Error(str(error)) from None
+        yield from _shown(runner.generate(question, input or "", mode, prompt_format, reasoning or "",
+                                          settings, request.session_hash or ""),
+                          "reasoning", "response", "stats", "prompt")
 
     def regenerate(question: str, input: str, reasoning: str, prompt_format: str,
                    max_new_tokens: float, temperature: float, top_p: float, top_k: float,
                    repetition_penalty: float, seed: float, request: gr.Request):
         settings = _settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        try:
-            for state in runner.regenerate(question, input or "", reasoning or "", prompt_format,
-                                           settings, request.session_hash or ""):
-                yield state.response, state.stats, state.prompt
-        except UserError as error:
-            raise gr.Error(str(error)) from None
+        yield from _shown(runner.regenerate(question, input or "", reasoning or "", prompt_format,
+                                            settings, request.session_hash or ""),
+                          "response", "stats", "prompt")
 
     def continue_reasoning(question: str, input: str, reasoning: str, prompt_format: str,
                            max_new_tokens: float, temperature: float, top_p: float, top_k: float,
                            repetition_penalty: float, seed: float, request: gr.Request):
         settings = _settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        try:
-            for state in runner.continue_reasoning(question, input or "", reasoning or "",
-                                                   prompt_format, settings, request.session_hash or ""):
-                yield state.reasoning, state.response, state.stats, state.prompt
-        except UserError as error:
-            raise gr.Error(str(error)) from None
+        yield from _shown(runner.continue_reasoning(question, input or "", reasoning or "", prompt_format,
+                                                    settings, request.session_hash or ""),
+                          "reasoning", "response", "stats", "prompt")
 
     # On a ZeroGPU Space each run borrows the GPU for a duration that fits its max new tokens.
     generate, regenerate, continue_reasoning = (
