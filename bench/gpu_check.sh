@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine (no network): install the carried wheels, build random-weight models of real
+# On the GPU machine (no network; prepare .whl and .gpu_assets here first with
+# bench/prepare_gpu_assets.sh): install the carried wheels, build random-weight models of real
 # shapes, run the GPU tests, and benchmark. Results land in $OUT (the device tool) or bench/results.
 #   bash bench/gpu_check.sh tests                      # tests/test_gpu.py on a Qwen2.5-0.5B shape
 #   bash bench/gpu_check.sh bench SHAPE CONFIG...      # e.g. bench qwen2.5-7b unsloth-4bit transformers-bf16
