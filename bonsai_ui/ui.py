@@ -331,8 +331,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
                    stats: f"↩ attempt #{number} restored / 試行 #{number} を復元 · {attempt.model}",
                    prompt_code: preview(attempt.question, attempt.input, restored_mode,
                                         attempt.prompt_format, attempt.reasoning),
-                   origin: {"question": attempt.question.strip(), "input": attempt.input.strip(),
-                            "reasoning": attempt.reasoning_generated}}
+                   origin: wb.origin(attempt.question, attempt.input, attempt.reasoning_generated)}
         try:
             values = GenerationSettings.checked(**{k: v for k, v in attempt.settings.items()
                                                    if k in GENERATION_BOUNDS})

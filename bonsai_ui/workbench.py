@@ -43,14 +43,17 @@ def history_secret(environ=os.environ) -> str:
 
 # -- attempts from runs --------------------------------------------------------------------------
 
-def origin_for(state: RunState) -> dict:
+def origin(question: str, input: str, reasoning_generated: str) -> dict:
     """What the editor's reasoning was derived from: the reasoning the model wrote last.
 
     Kept with the question, so that a regenerate from edited reasoning can record both versions,
     and a regenerate after the question changed does not claim the old question's reasoning.
     """
-    r = state.request
-    return {"question": r.question.strip(), "input": r.input.strip(), "reasoning": state.reasoning_generated}
+    return {"question": question.strip(), "input": input.strip(), "reasoning": reasoning_generated}
+
+
+def origin_for(state: RunState) -> dict:
+    return origin(state.request.question, state.request.input, state.reasoning_generated)
 
 
 def attempt_from_run(state: RunState, origin: dict | None = None) -> Attempt:

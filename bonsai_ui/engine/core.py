@@ -50,10 +50,6 @@ class Engine:
         self.backend = backend
         self._lock = threading.Lock()
 
-    @property
-    def description(self) -> str:
-        return f"{self.backend.model_name} on {self.backend.name}"
-
     def check_fits(self, prompt: str, max_new_tokens: int) -> int:
         """Refuse a prompt that cannot fit, before any work; return its token count."""
         n = self.backend.count_tokens(prompt)
