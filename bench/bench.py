@@ -8,8 +8,10 @@ and collect the JSON lines into bench/results/.
 Measured per configuration (greedy, batch 1, EOS ignored so every run writes all its tokens):
 - load time, peak GPU memory;
 - streamed through the app's engine: time to first token, decode tokens/s excluding the first token;
-- the same model's plain ``generate`` without a streamer (the seed document's call), for the
-  streaming overhead;
+- the same model's plain ``generate`` without a streamer (the seed document's call): the peer the
+  default path must beat (``speedup_vs_seed``);
+- with the static decoder (``--decoder auto``/``static``): the same decode loop called directly,
+  without the worker thread and detokenizer, for the streaming overhead;
 - regenerate after an edit (early, late) of 1k/2k/4k-token prompts: time to first token with the
   session's prefix cache and without it;
 - on CUDA: device-to-device copy bandwidth and the weight bytes read per token, whose ratio is the
@@ -134,6 +136,32 @@ def plain_generate(backend, prompt, new_tokens, **extra):
             "decode_tok_s": (new_tokens - 1) / max(total - prefill, 1e-9)}
 
 
+def plain_static(backend, prompt, new_tokens):
+    """The static decoder's loop without streaming: no worker thread, no detokenizer."""
+    import torch
+
+    from bonsai_ui.engine.static_decoder import decode
+    from bonsai_ui.settings import GenerationSettings
+
+    ids = backend.encode(prompt)
+    cache = backend.decoder.new_cache()
+    stamps: list[float] = []
+
+    def run(n):
+        stamps.clear()
+        settings = GenerationSettings(max_new_tokens=n, temperature=0.0, repetition_penalty=1.0)
+        with torch.inference_mode():
+            decode(backend.decoder, cache, ids, 0, settings, set(),
+                   lambda token: stamps.append(time.perf_counter()) or True)
+
+    run(3)  # warm-up: graphs of this prompt's windows
+    cuda_sync()
+    t0 = time.perf_counter()
+    run(new_tokens)
+    return {"ttft_s": stamps[0] - t0, "total_s": stamps[-1] - t0,
+            "decode_tok_s": (new_tokens - 1) / max(stamps[-1] - stamps[0], 1e-9)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", choices=CONFIGS, required=True)
@@ -143,6 +171,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=256)
     ap.add_argument("--reuse-lengths", default="1000,2000,4000")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: plain,reuse,ceiling")
+    ap.add_argument("--decoder", default="auto", choices=("auto", "static", "generate"))
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -175,7 +204,7 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     engine = load_engine(AppSettings(model=args.model, backend=backend_name, load_in_4bit=four_bit,
-                                     context_length=8192))
+                                     context_length=8192, decoder=args.decoder))
     cuda_sync()
     result["load_s"] = round(time.perf_counter() - t0, 2)
     if backend_name == "unsloth":
@@ -183,6 +212,7 @@ def main() -> None:
     result["versions"] = versions
     backend = engine.backend
     backend.ignore_eos = True
+    result["decoder"] = getattr(backend, "decoder_note", backend.name)
     settings = GenerationSettings(max_new_tokens=args.new_tokens, temperature=0.0, repetition_penalty=1.0)
     prompt = sentences(args.prompt_tokens, backend.count_tokens)
     result["prompt_tokens"] = backend.count_tokens(prompt)
@@ -200,6 +230,14 @@ def main() -> None:
     if "plain" not in skip and hasattr(backend, "model"):
         p = plain_generate(backend, prompt, args.new_tokens)
         result["plain_generate"] = {k: round(v, 4) for k, v in p.items()}
+        result["speedup_vs_seed"] = round(t.decode_tps / p["decode_tok_s"], 2)
+        if getattr(backend, "decoder", None) is None:
+            result["streaming_overhead_pct"] = round(100 * (1 - t.decode_tps / p["decode_tok_s"]), 1)
+        emit()
+
+    if getattr(backend, "decoder", None) is not None:
+        p = plain_static(backend, prompt, args.new_tokens)
+        result["plain_static"] = {k: round(v, 4) for k, v in p.items()}
         result["streaming_overhead_pct"] = round(100 * (1 - t.decode_tps / p["decode_tok_s"]), 1)
         emit()
 

@@ -127,6 +127,11 @@ APP_OPTIONS: dict[str, Option] = {
     "load_in_4bit": Option("--load-in-4bit", "BONSAI_LOAD_IN_4BIT", "auto",
                            "bitsandbytes 4-bit weights on CUDA: auto (yes with unsloth), yes, no",
                            choices=("auto", "yes", "no")),
+    "decoder": Option("--decoder", "BONSAI_DECODER", "auto",
+                      "decoding loop of the transformers/unsloth backends: static (a static KV cache, "
+                      "CUDA graphs on a GPU; Llama, Mistral and Qwen2 models), generate "
+                      "(transformers' generate), or auto (static on CUDA where the model allows)",
+                      choices=("auto", "static", "generate")),
     "host": Option("--host", "GRADIO_SERVER_NAME", "127.0.0.1", "address to serve on"),
     "port": Option("--port", "GRADIO_SERVER_PORT", 7860, "port to serve on", type=int),
     "share": Option("--share", "BONSAI_SHARE", "no", "also make a public gradio.live link",
@@ -141,6 +146,7 @@ class AppSettings:
     prompt_format: str = "auto"
     context_length: int = 8192
     load_in_4bit: str = "auto"
+    decoder: str = "auto"
     host: str = "127.0.0.1"
     port: int = 7860
     share: str = "no"

@@ -35,10 +35,21 @@ def hf_engine() -> Engine:
     return load_engine(AppSettings(backend="transformers", context_length=4096))
 
 
-@pytest.fixture(params=["llama.cpp", "transformers"])
+@pytest.fixture(scope="session")
+def static_engine(hf_engine) -> Engine:
+    """The transformers backend with the static-cache decoder (the GPU's default loop, run eagerly
+    on the CPU), sharing hf_engine's weights instead of loading them twice."""
+    b = hf_engine.backend
+    backend = type(b)(b.model, b.tokenizer, b.model_name, b.context_length, b.eos_token_ids)
+    backend.use_decoder("static")
+    return Engine(backend)
+
+
+@pytest.fixture(params=["llama.cpp", "transformers", "static"])
 def engine(request) -> Engine:
-    """Both CPU backends, on the embedded SmolLM2-135M-Instruct."""
-    return request.getfixturevalue("llama_engine" if request.param == "llama.cpp" else "hf_engine")
+    """Every CPU decoding path, on the embedded SmolLM2-135M-Instruct."""
+    names = {"llama.cpp": "llama_engine", "transformers": "hf_engine", "static": "static_engine"}
+    return request.getfixturevalue(names[request.param])
 
 
 @dataclass

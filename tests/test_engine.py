@@ -91,6 +91,9 @@ def test_an_exception_in_the_worker_reaches_the_caller(engine, monkeypatch):
                 yield token
 
         monkeypatch.setattr(backend.llm, "generate", failing)
+    elif backend.decoder is not None:
+        monkeypatch.setattr(backend.decoder, "step",
+                            lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom in the worker")))
     else:
         monkeypatch.setattr(backend.model, "generate",
                             lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom in the worker")))

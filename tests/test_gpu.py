@@ -20,7 +20,8 @@ pytestmark = [
     pytest.mark.skipif(not os.environ.get("BONSAI_GPU_MODEL"), reason="set BONSAI_GPU_MODEL to a model folder"),
 ]
 
-from bonsai_ui.engine import Timing, load_engine  # noqa: E402
+from bonsai_ui.engine import Engine, Timing, load_engine  # noqa: E402
+from bonsai_ui.engine.static_decoder import StaticDecoder  # noqa: E402
 from bonsai_ui.prompts import load_format, render_prompt  # noqa: E402
 from bonsai_ui.runs import Runner  # noqa: E402
 from bonsai_ui.settings import AppSettings, GenerationSettings  # noqa: E402
@@ -37,6 +38,16 @@ def unsloth_engine():
     return engine
 
 
+@pytest.fixture(scope="module")
+def generate_engine(unsloth_engine):
+    """The same Unsloth model decoded by transformers' generate (--decoder generate)."""
+    b = unsloth_engine.backend
+    backend = type(b)(b.model, b.tokenizer, b.model_name, b.context_length, b.eos_token_ids)
+    backend.use_decoder("generate")
+    backend.ignore_eos = True
+    return Engine(backend)
+
+
 def stream(engine, prompt=PROMPT, settings=S, cancel=None, stops=(), session=""):
     timing = Timing()
     pieces = list(engine.stream(prompt, settings, cancel or threading.Event(), stops, timing, session))
@@ -49,9 +60,12 @@ def test_auto_selects_unsloth_on_cuda(unsloth_engine):
     assert unsloth_engine.backend.model.device.type == "cuda"
     assert any("4bit" in type(m).__name__ or "Linear4bit" in type(m).__name__
                for m in unsloth_engine.backend.model.modules()), "loaded in 4-bit"
+    assert unsloth_engine.backend.decoder_note == "static KV cache + CUDA graphs"
 
 
-def test_streams_incrementally_and_repeats_greedily(unsloth_engine):
+@pytest.mark.parametrize("which", ["unsloth_engine", "generate_engine"])
+def test_streams_incrementally_and_repeats_greedily(which, request):
+    unsloth_engine = request.getfixturevalue(which)
     # without prefix reuse: bf16 kernels of other shapes may part greedy runs on random weights
     unsloth_engine.backend.forget_caches()
     a, t = stream(unsloth_engine, session="a")
@@ -80,15 +94,16 @@ def test_stop_strings_and_worker_errors(unsloth_engine, monkeypatch):
     if stop.strip():
         cut, timing = stream(unsloth_engine, stops=(stop,))
         assert "".join(cut) == text[: text.index(stop)] and timing.ended_by == "stop string"
-    monkeypatch.setattr(unsloth_engine.backend.model, "generate",
+    monkeypatch.setattr(unsloth_engine.backend.decoder, "step",
                         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("cuda boom")))
     with pytest.raises(RuntimeError, match="cuda boom"):
         stream(unsloth_engine)
     assert not unsloth_engine._lock.locked()
 
 
-def test_prefix_reuse_gives_the_same_first_token(unsloth_engine):
+def test_generate_path_prefix_reuse_gives_the_same_first_token(generate_engine):
     """bf16 kernels of other shapes round differently: compare the first token and its logits."""
+    unsloth_engine = generate_engine
     backend = unsloth_engine.backend
     base = "Sentence number {}: the pears are counted again. "
     before = render_prompt(load_format("alpaca"), "special", "Q", "", "".join(base.format(i) for i in range(60)))
@@ -114,24 +129,82 @@ def test_prefix_reuse_gives_the_same_first_token(unsloth_engine):
     assert "reused from cache" in states[-1].stats
 
 
+def close(a, b):
+    a, b = a.float(), b.float()
+    return torch.allclose(a, b, atol=0.15, rtol=0.05), f"max diff {(a - b).abs().max().item()}"
+
+
+def test_graphed_steps_match_eager_steps_and_the_models_own_forward(unsloth_engine):
+    backend = unsloth_engine.backend
+    ids = backend.encode(PROMPT)
+    graphed = backend.decoder
+    eager = StaticDecoder(backend.model, backend.context_length, use_graphs=False)
+    cg, ce = graphed.new_cache(), eager.new_cache()
+    with torch.inference_mode():
+        lg, le = graphed.prefill(cg, ids, 0), eager.prefill(ce, ids, 0)
+        assert torch.equal(lg, le)
+        x = torch.tensor([ids], device=backend.model.device)
+        own = backend.model(input_ids=x).logits[:, -1]
+        assert lg.argmax() == own.argmax() and close(lg, own)[0], close(lg, own)[1]
+        token = lg.argmax(-1)
+        for position in range(len(ids), len(ids) + 3):  # the first graph of a window, then replays
+            sg = graphed.step(cg, token, position).clone()
+            se = eager.step(ce, token, position)
+            assert close(sg, se)[0] and sg.argmax() == se.argmax(), close(sg, se)[1]
+            token = sg.argmax(-1)
+
+
+def test_static_prefix_reuse_gives_the_same_first_token(unsloth_engine):
+    backend = unsloth_engine.backend
+    base = "Sentence number {}: the pears are counted again. "
+    before = render_prompt(load_format("alpaca"), "special", "Q", "", "".join(base.format(i) for i in range(60)))
+    after = before.replace("Sentence number 55", "Sentence number 55 (edited)")
+    backend.forget_caches()
+    stream(unsloth_engine, prompt=before, settings=GenerationSettings(max_new_tokens=4), session="s")
+    ids = backend.encode(after)
+    cache, keep = backend._take_static_cache("s", ids)
+    assert keep > len(ids) * 0.8
+    with torch.inference_mode():
+        reused = backend.decoder.prefill(cache, ids, keep)
+        fresh = backend.decoder.prefill(backend.decoder.new_cache(), ids, 0)
+    assert reused.argmax() == fresh.argmax() and close(reused, fresh)[0], close(reused, fresh)[1]
+    states = list(Runner(unsloth_engine).regenerate("Q", "", "x" * 10, "alpaca", GenerationSettings(max_new_tokens=4), "r"))
+    states = list(Runner(unsloth_engine).regenerate("Q", "", "x" * 10 + "y", "alpaca", GenerationSettings(max_new_tokens=4), "r"))
+    assert "reused from cache" in states[-1].stats
+
+
 def test_lora_adapter_folder_loads(tmp_path_factory):
     peft = pytest.importorskip("peft")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16)
     lora = peft.get_peft_model(base, peft.LoraConfig(r=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    for name, p in lora.named_parameters():
+        if "lora_B" in name:  # zero at init; make the adapter change the output
+            p.data.normal_(0, 0.05)
     out = tmp_path_factory.mktemp("adapter")
     lora.save_pretrained(out)
     AutoTokenizer.from_pretrained(MODEL).save_pretrained(out)
     assert (out / "adapter_config.json").is_file()
     engine = load_engine(AppSettings(model=str(out), backend="unsloth"))
     engine.backend.ignore_eos = True
+    backend = engine.backend
+    assert backend.decoder_note == "static KV cache + CUDA graphs"
     assert stream(engine, settings=GenerationSettings(max_new_tokens=8))[1].new_tokens == 8
+    ids = backend.encode(PROMPT)  # the decoder applies the adapter, as the model's own forward does
+    with torch.inference_mode():
+        ours = backend.decoder.prefill(backend.decoder.new_cache(), ids, 0)
+        own = backend.model(input_ids=torch.tensor([ids], device=ours.device)).logits[:, -1]
+        with backend.model.disable_adapter():
+            without = backend.model(input_ids=torch.tensor([ids], device=ours.device)).logits[:, -1]
+    assert close(ours, own)[0], close(ours, own)[1]
+    assert not close(own, without)[0], "the adapter changes the logits"
 
 
 def test_transformers_backend_with_bitsandbytes_4bit():
     engine = load_engine(AppSettings(model=MODEL, backend="transformers", load_in_4bit="yes"))
     engine.backend.ignore_eos = True
     assert engine.backend.name == "transformers"
+    assert engine.backend.decoder_note == "static KV cache + CUDA graphs"
     pieces, timing = stream(engine, settings=GenerationSettings(max_new_tokens=16))
     assert timing.new_tokens == 16 and pieces

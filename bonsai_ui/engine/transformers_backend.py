@@ -19,8 +19,9 @@ from transformers.generation.streamers import BaseStreamer
 
 from ..prompts import ChatTemplate
 from ..settings import AppSettings, GenerationSettings
-from .protocol import Chunk, Emit, worker_stream
+from .protocol import Chunk, Emit, LoadError, worker_stream
 from .source import ModelSource, Progress
+from .static_decoder import KVCache, StaticDecoder, decode, unsupported_reason
 
 
 class _CancelCriteria(StoppingCriteria):
@@ -51,11 +52,13 @@ class _IncrementalDetokenizer(BaseStreamer):
         self.count = 0
         self.prompt_seen = False
 
-    def put(self, value):
+    def put(self, value):  # generate()'s streamer interface
         if not self.prompt_seen:  # generate() first hands over the prompt
             self.prompt_seen = True
             return
-        new = value.reshape(-1).tolist()
+        self.push(value.reshape(-1).tolist())
+
+    def push(self, new: list[int]) -> None:
         self.count += len(new)
         self.ids.extend(new)
         before = self.tokenizer.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
@@ -123,6 +126,38 @@ class TransformersBackend:
         self.prefix_reuse = PREFIX_CACHE_SESSIONS > 0
         self._caches: OrderedDict[str, tuple[list[int], object]] = OrderedDict()
         self.last_reused_tokens = 0
+        self.decoder: StaticDecoder | None = None  # set by use_decoder()
+        self.decoder_note = "generate"
+        self._static: OrderedDict[str, KVCache] = OrderedDict()
+
+    def use_decoder(self, mode: str) -> None:
+        """Pick the decoding loop: ``auto`` takes the static decoder on CUDA where it applies.
+
+        Asking for ``static`` on a model it can't run is a load error, not a silent fallback.
+        """
+        if mode == "generate" or (mode == "auto" and self.model.device.type != "cuda"):
+            self.decoder, self.decoder_note = None, "generate"
+            return
+        reason = unsupported_reason(self.model)
+        if reason:
+            if mode == "static":
+                raise LoadError(f"--decoder static: {reason}")
+            self.decoder, self.decoder_note = None, f"generate ({reason} needs it)"
+            return
+        decoder = StaticDecoder(self.model, self.context_length)
+        try:  # one short run captures the first graph, so a failure shows now and not mid-demo
+            cache = decoder.new_cache()
+            with torch.inference_mode():
+                decode(decoder, cache, self.encode("Hello") or [0], 0,
+                       GenerationSettings(max_new_tokens=2, temperature=0.0), set(), lambda t: True)
+        except Exception as error:  # noqa: BLE001 - fall back, and say why
+            if mode == "static":
+                raise LoadError(f"--decoder static failed: {type(error).__name__}: {error}") from error
+            self.decoder_note = f"generate (static decoder failed: {type(error).__name__}: {error})"
+            return
+        self.decoder = decoder
+        self._static["warm-up"] = cache
+        self.decoder_note = "static KV cache" + (" + CUDA graphs" if decoder.use_graphs else "")
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -142,7 +177,11 @@ class TransformersBackend:
                 source.gguf_eos_token_id is None:
             eos_ids.append(tokenizer.eos_token_id)
         trained = getattr(model.config, "max_position_embeddings", None) or settings.context_length
-        return cls(model, tokenizer, source.display_name, min(trained, settings.context_length), eos_ids)
+        backend = cls(model, tokenizer, source.display_name, min(trained, settings.context_length),
+                      eos_ids)
+        backend.use_decoder(settings.decoder)
+        progress(f"decoding with {backend.decoder_note}", 0.95)
+        return backend
 
     @classmethod
     def _load_model_and_tokenizer(cls, source: ModelSource, settings: AppSettings, device: str,
@@ -208,10 +247,31 @@ class TransformersBackend:
 
     def forget_caches(self) -> None:
         self._caches.clear()
+        for cache in self._static.values():
+            cache.tokens = []  # keep the buffers and their CUDA graphs; drop the contents
+
+    def _take_static_cache(self, session: str, ids: list[int]) -> tuple[KVCache, int]:
+        """The session's static cache and how many of its positions ``ids`` can keep.
+
+        Caches are preallocated buffers with graphs bound to them, so a new session takes over the
+        least recently used one (its contents dropped) once there are enough.
+        """
+        cache = self._static.pop(session, None)
+        while len(self._static) >= max(1, PREFIX_CACHE_SESSIONS):  # make room, oldest first
+            _, spare = self._static.popitem(last=False)
+            if cache is None:  # take over its buffers (and graphs); others are freed
+                cache, spare.tokens = spare, []
+        if cache is None:
+            cache = self.decoder.new_cache()
+        self._static[session] = cache
+        keep = min(common_prefix(cache.tokens, ids), len(ids) - 1) if self.prefix_reuse else 0
+        return cache, keep if keep >= MIN_REUSE_TOKENS else 0
 
     def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
                session: str = "") -> Iterator[Chunk]:
         ids = self.encode(prompt)
+        if self.decoder is not None:
+            return self._stream_static(ids, settings, cancel, session)
         device = self.model.device
         input_ids = torch.tensor([ids], device=device)
         cache, self.last_reused_tokens = self._take_cache(session, ids)
@@ -226,5 +286,23 @@ class TransformersBackend:
                     streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]),
                     return_dict_in_generate=True, **extra, **self.generate_kwargs(settings))
             self._keep_cache(session, out.sequences[0].tolist(), getattr(out, "past_key_values", None))
+
+        return worker_stream(work, cancel)
+
+    def _stream_static(self, ids: list[int], settings: GenerationSettings, cancel: threading.Event,
+                       session: str) -> Iterator[Chunk]:
+        cache, keep = self._take_static_cache(session, ids)
+        self.last_reused_tokens = keep
+        stop_ids = set() if self.ignore_eos else set(self.eos_token_ids)
+
+        def work(emit: Emit):
+            detok = _IncrementalDetokenizer(self.tokenizer, ids, emit)
+
+            def on_token(token: int) -> bool:
+                detok.push([token])  # an EOS decodes to nothing but counts, as with generate()
+                return not cancel.is_set()
+
+            with torch.inference_mode():
+                decode(self.decoder, cache, ids, keep, settings, stop_ids, on_token)
 
         return worker_stream(work, cancel)

@@ -1,0 +1,287 @@
+"""Decoding with a static KV cache and, on CUDA, one CUDA graph per step.
+
+Why this exists: at batch 1, ``model.generate`` on a GPU spends most of each token in Python and in
+kernel launches, not in reading weights (an H100 ran a 7B 4-bit model at ~5 % of its memory-bandwidth
+ceiling). Replaying a captured CUDA graph launches the whole forward pass of one token at once.
+A graph needs fixed tensor addresses, so the KV cache is a preallocated buffer per session, written
+in place at a position held in a device tensor; attention reads a power-of-two window of it (one graph
+per window size) so that a short prompt does not pay for reading the whole context.
+
+The forward pass is written here for the Llama family (Llama, Mistral, Qwen2: pre-norm decoder,
+RoPE, grouped-query attention, SwiGLU), calling the model's own linear modules, so bitsandbytes 4-bit
+layers and LoRA adapters work unchanged. Anything else reports itself as unsupported and the backend
+keeps using ``generate``. The same code runs eagerly on the CPU, where tests compare it with the
+model's own forward pass in float32.
+
+The static cache also makes prefix reuse simple: keeping the first ``k`` positions of a session's
+cache is just starting the next prefill at ``k``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
+MIN_WINDOW = 256  # smallest attention window a graph is captured for
+
+
+def unsupported_reason(model) -> str | None:
+    """Why the static decoder can't run this model, or None when it can."""
+    config = model.config
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        return f"model type {config.model_type!r} (supported: {', '.join(SUPPORTED_MODEL_TYPES)})"
+    if getattr(config, "hidden_act", "silu") != "silu":
+        return f"activation {config.hidden_act!r}"
+    if getattr(config, "use_sliding_window", False):
+        return "sliding-window attention"
+    rope_type = _rope_parameters(config).get("rope_type", "default")
+    if rope_type not in ("default", "linear", "llama3", "yarn"):
+        return f"RoPE type {rope_type!r}"
+    return None
+
+
+def _rope_parameters(config) -> dict:
+    rp = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    rp = dict(rp)
+    if "rope_type" not in rp and "type" in rp:
+        rp["rope_type"] = rp["type"]
+    return rp
+
+
+def rope_tables(config, length: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin for positions 0..length-1 in float32, as transformers computes them."""
+    rp = _rope_parameters(config)
+    rope_type = rp.get("rope_type", "default")
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    if rope_type == "default":
+        theta = rp.get("rope_theta", getattr(config, "rope_theta", 10000.0))
+        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device)
+                                    .float() / head_dim))
+        scale = 1.0
+    else:
+        from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+        inv_freq, scale = ROPE_INIT_FUNCTIONS[rope_type](config, device)
+    freqs = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv_freq.float())
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos() * scale, emb.sin() * scale
+
+
+def _rms_norm(norm, x: torch.Tensor) -> torch.Tensor:
+    eps = getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", 1e-6)
+    dtype = x.dtype
+    x = x.float()
+    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return norm.weight * x.to(dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+@dataclass
+class KVCache:
+    """One session's preallocated keys and values, plus the tokens whose entries are valid."""
+
+    keys: list[torch.Tensor]  # per layer: (1, kv_heads, length, head_dim)
+    values: list[torch.Tensor]
+    tokens: list[int] = field(default_factory=list)
+    graphs: dict = field(default_factory=dict)  # window -> (graph, logits) on CUDA
+
+    @property
+    def length(self) -> int:
+        return self.keys[0].shape[2]
+
+
+class StaticDecoder:
+    """Prefill and single-token steps over a :class:`KVCache`; graphs captured lazily on CUDA."""
+
+    def __init__(self, model, length: int, use_graphs: bool | None = None):
+        reason = unsupported_reason(model)
+        if reason:
+            raise ValueError(f"the static decoder does not support {reason}")
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a LoRA model
+        self.model = base
+        self.inner = base.model
+        self.layers = list(self.inner.layers)
+        config = base.config
+        self.heads = config.num_attention_heads
+        self.kv_heads = config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.length = length
+        self.device = self.inner.embed_tokens.weight.device
+        self.dtype = self.inner.embed_tokens.weight.dtype
+        cos, sin = rope_tables(config, length, self.device)
+        self.cos, self.sin = cos.to(self.dtype), sin.to(self.dtype)
+        self.positions = torch.arange(length, device=self.device)
+        self.use_graphs = self.device.type == "cuda" if use_graphs is None else use_graphs
+        # step inputs: graphs read these fixed tensors, so a step only rewrites their contents
+        self.step_ids = torch.zeros((1, 1), dtype=torch.long, device=self.device)
+        self.step_pos = torch.zeros((1,), dtype=torch.long, device=self.device)
+        self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
+        self._capture_lock = threading.Lock()
+
+    def new_cache(self) -> KVCache:
+        shape = (1, self.kv_heads, self.length, self.head_dim)
+        n = len(self.layers)
+        return KVCache([torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(n)],
+                       [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(n)])
+
+    # -- the forward pass ----------------------------------------------------------------------
+
+    def _forward(self, cache: KVCache, ids: torch.Tensor, pos: torch.Tensor, window: int,
+                 mask: torch.Tensor) -> torch.Tensor:
+        """Logits of the last position; writes keys and values at ``pos`` into the cache.
+
+        ``ids`` (1, n) sit at positions ``pos`` (n,); queries see keys ``0..window-1`` where ``mask``
+        (n, window) allows. No Python branch depends on tensor values, so a CUDA graph can record it.
+        """
+        n = ids.shape[1]
+        h = self.inner.embed_tokens(ids)
+        cos = self.cos.index_select(0, pos)[None, None]  # (1, 1, n, d)
+        sin = self.sin.index_select(0, pos)[None, None]
+        for i, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            x = _rms_norm(layer.input_layernorm, h)
+            q = attn.q_proj(x).view(1, n, self.heads, self.head_dim).transpose(1, 2)
+            k = attn.k_proj(x).view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = attn.v_proj(x).view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            cache.keys[i].index_copy_(2, pos, k)
+            cache.values[i].index_copy_(2, pos, v)
+            out = F.scaled_dot_product_attention(
+                q, cache.keys[i][:, :, :window], cache.values[i][:, :, :window],
+                attn_mask=mask[None, None], enable_gqa=self.kv_heads != self.heads)
+            h = h + attn.o_proj(out.transpose(1, 2).reshape(1, n, self.heads * self.head_dim))
+            x = _rms_norm(layer.post_attention_layernorm, h)
+            mlp = layer.mlp
+            h = h + mlp.down_proj(F.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
+        h = _rms_norm(self.inner.norm, h[:, -1:])
+        return self.model.lm_head(h)[:, -1].float()
+
+    def prefill(self, cache: KVCache, ids: list[int], start: int) -> torch.Tensor:
+        """Run ``ids[start:]`` (the first ``start`` positions are already in the cache)."""
+        n = len(ids)
+        new = torch.tensor([ids[start:]], dtype=torch.long, device=self.device)
+        pos = self.positions[start:n]
+        mask = self.positions[:n][None, :] <= pos[:, None]
+        logits = self._forward(cache, new, pos, n, mask)
+        cache.tokens = list(ids)
+        return logits
+
+    def window_for(self, position: int) -> int:
+        window = MIN_WINDOW
+        while window <= position:
+            window *= 2
+        return min(window, self.length)
+
+    def step(self, cache: KVCache, token: torch.Tensor, position: int) -> torch.Tensor:
+        """Logits after feeding ``token`` (a device tensor of one id) at ``position``."""
+        window = self.window_for(position)
+        self.step_ids.view(-1).copy_(token.view(-1))
+        self.step_pos.fill_(position)
+        if not self.use_graphs:
+            return self._step_eager(cache, window)
+        entry = cache.graphs.get(window) or self._capture(cache, window)
+        entry[0].replay()
+        return entry[1]
+
+    def _step_eager(self, cache: KVCache, window: int) -> torch.Tensor:
+        mask = (self.positions[:window] <= self.step_pos)[None, :]
+        return self._forward(cache, self.step_ids, self.step_pos, window, mask)
+
+    def _capture(self, cache: KVCache, window: int):
+        """Record one step for ``cache`` and ``window``; a few eager warm-up steps go first."""
+        with self._capture_lock:
+            saved_ids, saved_pos = self.step_ids.clone(), self.step_pos.clone()
+            # warm up and record at the window's last slot, which holds nothing valid yet
+            # (position < window); the real step then rewrites its own slot
+            self.step_pos.fill_(window - 1)
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(2):
+                    self._step_eager(cache, window)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
+                logits = self._step_eager(cache, window)
+            self.step_ids.copy_(saved_ids)
+            self.step_pos.copy_(saved_pos)
+            cache.graphs[window] = (graph, logits)
+            return graph, logits
+
+
+def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """transformers' rule: a seen token's logit is divided by the penalty, or multiplied if negative."""
+    if penalty == 1.0:
+        return logits
+    penalized = torch.where(logits < 0, logits * penalty, logits / penalty)
+    return torch.where(seen, penalized, logits)
+
+
+def choose_token(logits: torch.Tensor, seen: torch.Tensor, settings,
+                 generator: torch.Generator | None) -> torch.Tensor:
+    """Next token id (a (1,) device tensor), in transformers' order: penalty, temperature, top-k, top-p."""
+    logits = apply_repetition_penalty(logits, seen, settings.repetition_penalty)
+    if settings.greedy:
+        return logits.argmax(-1)
+    logits = logits / settings.temperature
+    if settings.top_k:
+        kth = torch.topk(logits, min(settings.top_k, logits.shape[-1])).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if settings.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=False)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        remove = cumulative <= (1 - settings.top_p)
+        remove[..., -1:] = False  # always keep the most likely token
+        logits = logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).view(-1)
+
+
+def decode(decoder: StaticDecoder, cache: KVCache, ids: list[int], start: int, settings,
+           stop_ids: set[int], on_token: Callable[[int], bool]) -> None:
+    """Prefill, then decode until ``on_token`` returns False, EOS, max tokens or a full cache.
+
+    ``on_token`` gets each new id as soon as it is known. The next step is launched before the host
+    waits for the current id, so detokenizing and streaming overlap the GPU's work.
+    """
+    device = decoder.device
+    vocab = decoder.model.lm_head.out_features if hasattr(decoder.model.lm_head, "out_features") \
+        else decoder.model.config.vocab_size
+    seen = torch.zeros(vocab, dtype=torch.bool, device=device)
+    if settings.repetition_penalty != 1.0:
+        seen[torch.tensor(ids, device=device)] = True
+    generator = None
+    if not settings.greedy:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(settings.seed)
+    host = torch.zeros(1, dtype=torch.long, pin_memory=device.type == "cuda")
+    logits = decoder.prefill(cache, ids, start)
+    position = len(ids)
+    for count in range(1, settings.max_new_tokens + 1):
+        token = choose_token(logits, seen, settings, generator)
+        host.copy_(token, non_blocking=True)
+        copied = torch.cuda.Event() if device.type == "cuda" else None
+        if copied is not None:
+            copied.record()
+        more = count < settings.max_new_tokens and position < decoder.length
+        if more:  # feed the token before knowing its value on the host
+            logits = decoder.step(cache, token, position)
+            if settings.repetition_penalty != 1.0:
+                seen[token] = True
+        if copied is not None:
+            copied.synchronize()
+        value = int(host[0])
+        if more:
+            cache.tokens.append(value)  # its keys and values are in the cache now
+        position += 1
+        if not on_token(value) or value in stop_ids or not more:
+            return

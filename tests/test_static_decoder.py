@@ -1,0 +1,228 @@
+"""The static-cache decoder (the GPU's default loop) checked against transformers on the CPU.
+
+On the GPU the same forward pass is replayed from CUDA graphs (tests/test_gpu.py); here it runs
+eagerly in float32, where it must agree with the model's own forward pass and with ``generate``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config,
+                          TopKLogitsWarper, TopPLogitsWarper)
+
+from bonsai_ui.engine import LoadError, Timing, load_engine
+from bonsai_ui.engine.static_decoder import (StaticDecoder, apply_repetition_penalty, choose_token,
+                                             decode, unsupported_reason)
+from bonsai_ui.prompts import load_format, render_prompt
+from bonsai_ui.settings import AppSettings, GenerationSettings
+
+SMALL = dict(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
+CONFIGS = {
+    "llama": LlamaConfig(**SMALL),
+    "llama-bias-tied": LlamaConfig(**SMALL, attention_bias=True, tie_word_embeddings=True),
+    "llama3-rope": LlamaConfig(**SMALL, rope_parameters={
+        "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0, "original_max_position_embeddings": 256}),
+    "qwen2": Qwen2Config(**SMALL, tie_word_embeddings=True),
+    "mistral": MistralConfig(**{**SMALL, "num_key_value_heads": 1}, sliding_window=None),
+}
+
+
+def random_model(config):
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    for p in model.parameters():  # larger weights than the init, so that logits differ clearly
+        p.data.normal_(0, 0.2 if p.dim() > 1 else 1.0)
+    return model
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def model(request):
+    return random_model(CONFIGS[request.param])
+
+
+def generate(model, ids, n, **kwargs):
+    inputs = torch.tensor([ids])
+    out = model.generate(inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=n,
+                         do_sample=False, eos_token_id=None, pad_token_id=0, **kwargs)
+    return out[0, len(ids):].tolist()
+
+
+def ids_of(n, seed=1, vocab=300):
+    return torch.randint(0, vocab, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+@torch.inference_mode()
+def test_prefill_logits_match_the_models_own_forward(model):
+    ids = ids_of(50)
+    decoder = StaticDecoder(model, 512)
+    got = decoder.prefill(decoder.new_cache(), ids, 0)
+    want = model(torch.tensor([ids])).logits[:, -1]
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("keep", [8, 30, 49])
+def test_prefill_after_keeping_a_prefix_matches_a_full_forward(model, keep):
+    """A regenerate after an edit: positions past ``keep`` hold stale entries that must not leak."""
+    first, edited = ids_of(50, seed=1), ids_of(50, seed=1)[:keep] + ids_of(20, seed=2)
+    decoder = StaticDecoder(model, 512)
+    cache = decoder.new_cache()
+    decoder.prefill(cache, first, 0)
+    got = decoder.prefill(cache, edited, keep)
+    want = model(torch.tensor([edited])).logits[:, -1]
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert cache.tokens == edited
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("penalty", [1.0, 1.3])
+def test_greedy_decode_equals_generate(model, penalty):
+    ids = ids_of(40)
+    decoder = StaticDecoder(model, 512)
+    got: list[int] = []
+    settings = GenerationSettings(max_new_tokens=30, temperature=0.0, repetition_penalty=penalty)
+    decode(decoder, decoder.new_cache(), ids, 0, settings, set(), lambda t: got.append(t) or True)
+    want = generate(model, ids, 30, repetition_penalty=penalty)
+    assert got == want
+
+
+@torch.inference_mode()
+def test_decode_crosses_attention_windows_and_stops_where_asked(model):
+    """Windows are 256, 512, ...: a run from 250 to 270 changes window mid-way."""
+    ids = ids_of(250)
+    decoder = StaticDecoder(model, 512)
+    got: list[int] = []
+    settings = GenerationSettings(max_new_tokens=20, temperature=0.0, repetition_penalty=1.0)
+    cache = decoder.new_cache()
+    decode(decoder, cache, ids, 0, settings, set(), lambda t: got.append(t) or True)
+    want = generate(model, ids, 20)
+    assert got == want
+    # the cache holds every token whose entries were written: the prompt and all but the last
+    assert cache.tokens == ids + got[:-1]
+    stop_at = got[5]
+    seen: list[int] = []
+    decode(decoder, decoder.new_cache(), ids, 0, settings, {stop_at}, lambda t: seen.append(t) or True)
+    assert seen == got[: got.index(stop_at) + 1]
+    seen.clear()
+    decode(decoder, decoder.new_cache(), ids, 0, settings, set(), lambda t: seen.append(t) or len(seen) < 3)
+    assert seen == got[:3]
+
+
+@pytest.mark.parametrize("config, reason", [
+    (LlamaConfig(**SMALL), None),
+    (Qwen2Config(**SMALL), None),
+    (Qwen2Config(**SMALL, use_sliding_window=True, sliding_window=64), "sliding-window attention"),
+    (LlamaConfig(**SMALL, hidden_act="gelu"), "activation 'gelu'"),
+    (LlamaConfig(**SMALL, rope_parameters={"rope_type": "dynamic", "rope_theta": 1e4, "factor": 2.0}),
+     "RoPE type 'dynamic'"),
+    (GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=100), "model type 'gpt2'"),
+])
+def test_unsupported_models_are_named(config, reason):
+    class Stub:
+        pass
+    stub = Stub()
+    stub.config = config
+    got = unsupported_reason(stub)
+    assert (got is None) if reason is None else (got is not None and got.startswith(reason))
+
+
+LOGITS = torch.tensor([[2.0, -1.0, 0.5, 3.0, -2.5, 1.0]])
+
+
+@pytest.mark.parametrize("penalty, seen, want", [
+    (1.0, [0, 1], [2.0, -1.0, 0.5, 3.0, -2.5, 1.0]),
+    (2.0, [0, 1], [1.0, -2.0, 0.5, 3.0, -2.5, 1.0]),  # positive divided, negative multiplied
+    (2.0, [], [2.0, -1.0, 0.5, 3.0, -2.5, 1.0]),
+])
+def test_repetition_penalty_follows_transformers(penalty, seen, want):
+    mask = torch.zeros(6, dtype=torch.bool)
+    mask[seen] = True
+    torch.testing.assert_close(apply_repetition_penalty(LOGITS, mask, penalty), torch.tensor([want]))
+
+
+@pytest.mark.parametrize("top_k, top_p", [(0, 1.0), (2, 1.0), (0, 0.5), (3, 0.9), (1, 0.3)])
+def test_sampling_keeps_the_tokens_transformers_keeps(top_k, top_p):
+    """Tokens outside transformers' top-k/top-p set are never drawn; those inside can be."""
+    settings = GenerationSettings(temperature=2.0, top_k=top_k, top_p=top_p, repetition_penalty=1.0)
+    scores = LOGITS / 2.0
+    if top_k:
+        scores = TopKLogitsWarper(top_k)(None, scores)
+    if top_p < 1.0:
+        scores = TopPLogitsWarper(top_p)(None, scores)
+    allowed = set(torch.nonzero(scores[0] > float("-inf")).view(-1).tolist())
+    generator = torch.Generator().manual_seed(0)
+    drawn = {int(choose_token(LOGITS, torch.zeros(6, dtype=torch.bool), settings, generator))
+             for _ in range(400)}
+    assert drawn == allowed
+
+
+def test_greedy_choice_is_the_argmax_after_the_penalty():
+    seen = torch.tensor([False, False, False, True, False, False])
+    greedy = GenerationSettings(temperature=0.0, repetition_penalty=2.0)
+    assert int(choose_token(LOGITS, seen, greedy, None)) == 0  # 3.0 / 2 < 2.0
+
+
+# -- through the backend, on the embedded model ---------------------------------------------------
+
+GREEDY = GenerationSettings(max_new_tokens=40, temperature=0.0)
+PROMPT = render_prompt(load_format("alpaca"), "reasoning",
+                       "Henri has 3 apples and Jack has 4 pears. How many fruits are there?", "")
+
+
+def text(engine, prompt=PROMPT, settings=GREEDY, session="s"):
+    return "".join(engine.stream(prompt, settings, threading.Event(), (), Timing(), session))
+
+
+def test_static_decoder_writes_what_generate_writes_on_the_embedded_model(hf_engine, static_engine):
+    assert static_engine.backend.decoder_note == "static KV cache"  # no CUDA graphs on the CPU
+    for settings in (GREEDY, GenerationSettings(max_new_tokens=40, repetition_penalty=1.3)):
+        assert text(static_engine, settings=settings) == text(hf_engine, settings=settings)
+
+
+def test_static_decoder_reuses_the_prefix_and_output_is_identical(static_engine):
+    backend = static_engine.backend
+    fmt = load_format("alpaca")
+    reasoning = "First I list each person's items. Henri has 3 apples. Jack has 4 pears. " * 6
+    before = render_prompt(fmt, "special", "How many fruits are there?", "", reasoning + "So 7 fruits.")
+    after = render_prompt(fmt, "special", "How many fruits are there?", "", reasoning + "Jill's books are not fruit.")
+    text(static_engine, before, session="edit")
+    reused = text(static_engine, after, session="edit")
+    shared = backend.count_tokens(before[: before.index("So 7 fruits.")])
+    assert backend.last_reused_tokens >= shared - 2
+    fresh = text(static_engine, after, session="someone-else")
+    assert backend.last_reused_tokens == 0
+    assert reused == fresh  # float32 on the CPU: exact identity
+
+
+def test_static_caches_are_recycled_least_recently_used_first(static_engine, monkeypatch):
+    from bonsai_ui.engine import transformers_backend
+
+    monkeypatch.setattr(transformers_backend, "PREFIX_CACHE_SESSIONS", 2)
+    backend = static_engine.backend
+    backend.forget_caches()
+    short = GenerationSettings(max_new_tokens=2)
+    text(static_engine, settings=short, session="alice")
+    text(static_engine, settings=short, session="bob")
+    assert backend.last_reused_tokens == 0, "bob does not get alice's cache"
+    buffers = {id(c.keys[0]) for c in backend._static.values()}
+    text(static_engine, settings=short, session="carol")  # takes over the least recently used
+    assert {id(c.keys[0]) for c in backend._static.values()} <= buffers
+    assert len(backend._static) <= 2
+    text(static_engine, settings=short, session="bob")
+    assert backend.last_reused_tokens == backend.count_tokens(PROMPT) - 1
+
+
+def test_decoder_flag_on_an_unsupported_model_is_a_plain_load_error(tmp_path, hf_engine):
+    folder = tmp_path / "gpt2"
+    AutoModelForCausalLM.from_config(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=100)) \
+        .save_pretrained(folder)
+    hf_engine.backend.tokenizer.save_pretrained(folder)
+    with pytest.raises(LoadError, match=r"--decoder static: model type 'gpt2'"):
+        load_engine(AppSettings(model=str(folder), backend="transformers", decoder="static"))
+    auto = load_engine(AppSettings(model=str(folder), backend="transformers", decoder="auto"))
+    assert auto.backend.decoder is None and auto.backend.decoder_note == "generate"
