@@ -4,6 +4,7 @@
 # shapes, run the GPU tests, and benchmark. Results land in $OUT (the device tool) or bench/results.
 #   bash bench/gpu_check.sh tests                      # tests/test_gpu.py on a Qwen2.5-0.5B shape
 #   bash bench/gpu_check.sh bench SHAPE CONFIG...      # e.g. bench qwen2.5-7b unsloth-4bit transformers-bf16
+#   bash bench/gpu_check.sh probe SHAPE                # where the time to first token goes
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results}
@@ -29,7 +30,12 @@ bench)
     build "$shape"
     for config in "$@"; do
         timeout 400 python3 bench/bench.py --config "$config" --model "/tmp/$shape" --label "$shape" \
-            --out "$OUT/gpu_results.jsonl" ${BENCH_ARGS:-} 2>&1 | grep -v Warning | tail -n 40
+            --started-at "$(date +%s.%N)" --out "$OUT/gpu_results.jsonl" ${BENCH_ARGS:-} 2>&1 \
+            | grep '^{' | tail -n 1
     done
+    ;;
+probe)  # where the time to first token goes (bench/ttft_probe.py)
+    build "$2"
+    timeout 300 python3 bench/ttft_probe.py --model "/tmp/$2" 2>&1 | grep -v -i warn | tee "$OUT/ttft_probe_$2.txt"
     ;;
 esac

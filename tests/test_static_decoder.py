@@ -199,22 +199,27 @@ def test_static_decoder_reuses_the_prefix_and_output_is_identical(static_engine)
     assert reused == fresh  # float32 on the CPU: exact identity
 
 
-def test_static_caches_are_recycled_least_recently_used_first(static_engine, monkeypatch):
+def test_sessions_take_turns_in_the_one_cache_and_keep_their_prefixes(static_engine, monkeypatch):
     from bonsai_ui.engine import transformers_backend
 
     monkeypatch.setattr(transformers_backend, "PREFIX_CACHE_SESSIONS", 2)
     backend = static_engine.backend
     backend.forget_caches()
     short = GenerationSettings(max_new_tokens=2)
+    other = PROMPT.replace("Henri", "Jill")
+    full = backend.count_tokens(PROMPT) - 1
     text(static_engine, settings=short, session="alice")
-    text(static_engine, settings=short, session="bob")
-    assert backend.last_reused_tokens == 0, "bob does not get alice's cache"
-    buffers = {id(c.keys[0]) for c in backend._static.values()}
-    text(static_engine, settings=short, session="carol")  # takes over the least recently used
-    assert {id(c.keys[0]) for c in backend._static.values()} <= buffers
-    assert len(backend._static) <= 2
-    text(static_engine, settings=short, session="bob")
-    assert backend.last_reused_tokens == backend.count_tokens(PROMPT) - 1
+    text(static_engine, other, settings=short, session="bob")
+    assert backend.last_reused_tokens == 0, "bob does not get alice's entries"
+    text(static_engine, settings=short, session="alice")  # alice's entries come back
+    assert backend.last_reused_tokens == full
+    for name in ("carol", "dave", "erin"):  # only the two most recent sessions stay saved
+        text(static_engine, settings=short, session=name)
+    assert len(backend._saved) == 2
+    text(static_engine, settings=short, session="alice")
+    assert backend.last_reused_tokens == 0
+    text(static_engine, settings=short, session="dave")
+    assert backend.last_reused_tokens == full
 
 
 def test_decoder_flag_on_an_unsupported_model_is_a_plain_load_error(tmp_path, hf_engine):

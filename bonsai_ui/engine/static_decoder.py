@@ -3,9 +3,9 @@
 Why this exists: at batch 1, ``model.generate`` on a GPU spends most of each token in Python and in
 kernel launches, not in reading weights (an H100 ran a 7B 4-bit model at ~5 % of its memory-bandwidth
 ceiling). Replaying a captured CUDA graph launches the whole forward pass of one token at once.
-A graph needs fixed tensor addresses, so the KV cache is a preallocated buffer per session, written
-in place at a position held in a device tensor; attention reads a power-of-two window of it (one graph
-per window size) so that a short prompt does not pay for reading the whole context.
+A graph needs fixed tensor addresses, so the KV cache is one preallocated buffer, written in place at
+a position held in a device tensor; attention reads a power-of-two window of it (one graph per window
+size, all captured at load) so that a short prompt does not pay for reading the whole context.
 
 The forward pass is written here for the Llama family (Llama, Mistral, Qwen2: pre-norm decoder,
 RoPE, grouped-query attention, SwiGLU), calling the model's own linear modules, so bitsandbytes 4-bit
@@ -126,6 +126,33 @@ class StaticDecoder:
         self.step_pos = torch.zeros((1,), dtype=torch.long, device=self.device)
         self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
         self._capture_lock = threading.Lock()
+        self.cache = self.new_cache()  # the one the backend uses; tests make more
+
+    def windows(self) -> list[int]:
+        return sorted({self.window_for(p) for p in (0, *(2**i for i in range(8, 40)))
+                       if p < self.length})
+
+    def capture_all(self, cache: KVCache) -> None:
+        """Capture every window's graph now (at load), so no token ever waits for a capture."""
+        if self.use_graphs:
+            for window in self.windows():
+                if window not in cache.graphs:
+                    self._capture(cache, window)
+
+    @staticmethod
+    def save(cache: KVCache) -> tuple[list[int], list[torch.Tensor], list[torch.Tensor]]:
+        """A copy of the cache's valid entries only, to restore later (far smaller than the cache)."""
+        n = len(cache.tokens)
+        return (list(cache.tokens), [k[:, :, :n].clone() for k in cache.keys],
+                [v[:, :, :n].clone() for v in cache.values])
+
+    @staticmethod
+    def restore(cache: KVCache, saved) -> None:
+        tokens, keys, values = saved
+        n = len(tokens)
+        for dst, src in zip(cache.keys + cache.values, keys + values):
+            dst[:, :, :n].copy_(src)
+        cache.tokens = list(tokens)
 
     def new_cache(self) -> KVCache:
         shape = (1, self.kv_heads, self.length, self.head_dim)
@@ -181,6 +208,10 @@ class StaticDecoder:
         while window <= position:
             window *= 2
         return min(window, self.length)
+
+    def ready(self, cache: KVCache, position: int) -> bool:
+        """Whether a step at ``position`` runs without capturing a graph first."""
+        return not self.use_graphs or self.window_for(position) in cache.graphs
 
     def step(self, cache: KVCache, token: torch.Tensor, position: int) -> torch.Tensor:
         """Logits after feeding ``token`` (a device tensor of one id) at ``position``."""
@@ -273,15 +304,21 @@ def decode(decoder: StaticDecoder, cache: KVCache, ids: list[int], start: int, s
         if copied is not None:
             copied.record()
         more = count < settings.max_new_tokens and position < decoder.length
-        if more:  # feed the token before knowing its value on the host
+        # feed the token before its value reaches the host -- unless that first needs a graph
+        # captured, which would hold back a token the user is waiting for
+        early = more and decoder.ready(cache, position)
+        if early:
             logits = decoder.step(cache, token, position)
-            if settings.repetition_penalty != 1.0:
-                seen[token] = True
         if copied is not None:
             copied.synchronize()
         value = int(host[0])
-        if more:
+        go_on = on_token(value) and value not in stop_ids and more
+        if go_on and not early:
+            logits = decoder.step(cache, token, position)
+        if early or go_on:
             cache.tokens.append(value)  # its keys and values are in the cache now
+            if settings.repetition_penalty != 1.0:
+                seen[token] = True
         position += 1
-        if not on_token(value) or value in stop_ids or not more:
+        if not go_on:
             return

@@ -21,7 +21,7 @@ from ..prompts import ChatTemplate
 from ..settings import AppSettings, GenerationSettings
 from .protocol import Chunk, Emit, LoadError, worker_stream
 from .source import ModelSource, Progress
-from .static_decoder import KVCache, StaticDecoder, decode, unsupported_reason
+from .static_decoder import StaticDecoder, decode, unsupported_reason
 
 
 class _CancelCriteria(StoppingCriteria):
@@ -128,7 +128,8 @@ class TransformersBackend:
         self.last_reused_tokens = 0
         self.decoder: StaticDecoder | None = None  # set by use_decoder()
         self.decoder_note = "generate"
-        self._static: OrderedDict[str, KVCache] = OrderedDict()
+        self._saved: OrderedDict[str, tuple] = OrderedDict()  # session -> StaticDecoder.save()
+        self._owner: str | None = None  # whose entries the decoder's cache holds
 
     def use_decoder(self, mode: str) -> None:
         """Pick the decoding loop: ``auto`` takes the static decoder on CUDA where it applies.
@@ -145,18 +146,18 @@ class TransformersBackend:
             self.decoder, self.decoder_note = None, f"generate ({reason} needs it)"
             return
         decoder = StaticDecoder(self.model, self.context_length)
-        try:  # one short run captures the first graph, so a failure shows now and not mid-demo
-            cache = decoder.new_cache()
+        try:  # capture every graph now, and run once: a failure shows at load, not mid-demo
             with torch.inference_mode():
-                decode(decoder, cache, self.encode("Hello") or [0], 0,
+                decoder.capture_all(decoder.cache)
+                decode(decoder, decoder.cache, self.encode("Hello") or [0], 0,
                        GenerationSettings(max_new_tokens=2, temperature=0.0), set(), lambda t: True)
         except Exception as error:  # noqa: BLE001 - fall back, and say why
             if mode == "static":
                 raise LoadError(f"--decoder static failed: {type(error).__name__}: {error}") from error
             self.decoder_note = f"generate (static decoder failed: {type(error).__name__}: {error})"
             return
+        decoder.cache.tokens = []
         self.decoder = decoder
-        self._static["warm-up"] = cache
         self.decoder_note = "static KV cache" + (" + CUDA graphs" if decoder.use_graphs else "")
 
     # -- loading -------------------------------------------------------------------------------
@@ -247,25 +248,33 @@ class TransformersBackend:
 
     def forget_caches(self) -> None:
         self._caches.clear()
-        for cache in self._static.values():
-            cache.tokens = []  # keep the buffers and their CUDA graphs; drop the contents
+        self._saved.clear()
+        if self.decoder is not None:
+            self.decoder.cache.tokens = []  # keep the buffer and its CUDA graphs
 
-    def _take_static_cache(self, session: str, ids: list[int]) -> tuple[KVCache, int]:
-        """The session's static cache and how many of its positions ``ids`` can keep.
+    def _prepare_static(self, session: str, ids: list[int]) -> int:
+        """Put the session's entries into the decoder's one cache; how many positions ``ids`` keep.
 
-        Caches are preallocated buffers with graphs bound to them, so a new session takes over the
-        least recently used one (its contents dropped) once there are enough.
+        The graphs are bound to one preallocated cache, so sessions take turns in it: the one
+        leaving is saved as a copy of its valid entries (a few LRU sessions are kept), the one
+        arriving is copied back in. Copying is a memory-bandwidth job, far cheaper than a prefill.
         """
-        cache = self._static.pop(session, None)
-        while len(self._static) >= max(1, PREFIX_CACHE_SESSIONS):  # make room, oldest first
-            _, spare = self._static.popitem(last=False)
-            if cache is None:  # take over its buffers (and graphs); others are freed
-                cache, spare.tokens = spare, []
-        if cache is None:
-            cache = self.decoder.new_cache()
-        self._static[session] = cache
-        keep = min(common_prefix(cache.tokens, ids), len(ids) - 1) if self.prefix_reuse else 0
-        return cache, keep if keep >= MIN_REUSE_TOKENS else 0
+        cache = self.decoder.cache
+        if self._owner != session:
+            saved = self._saved.pop(session, None)
+            if self._owner is not None and self.prefix_reuse and cache.tokens:
+                self._saved[self._owner] = self.decoder.save(cache)
+                while len(self._saved) > PREFIX_CACHE_SESSIONS:
+                    self._saved.popitem(last=False)
+            if saved is not None:
+                self.decoder.restore(cache, saved)
+            else:
+                cache.tokens = []
+            self._owner = session
+        if not self.prefix_reuse:
+            return 0
+        keep = min(common_prefix(cache.tokens, ids), len(ids) - 1)
+        return keep if keep >= MIN_REUSE_TOKENS else 0
 
     def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
                session: str = "") -> Iterator[Chunk]:
@@ -291,8 +300,8 @@ class TransformersBackend:
 
     def _stream_static(self, ids: list[int], settings: GenerationSettings, cancel: threading.Event,
                        session: str) -> Iterator[Chunk]:
-        cache, keep = self._take_static_cache(session, ids)
-        self.last_reused_tokens = keep
+        keep = self.last_reused_tokens = self._prepare_static(session, ids)
+        cache = self.decoder.cache
         stop_ids = set() if self.ignore_eos else set(self.eos_token_ids)
 
         def work(emit: Emit):
