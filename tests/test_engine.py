@@ -205,3 +205,22 @@ def test_prefix_caches_are_kept_per_session(hf_engine):
     assert backend.last_reused_tokens == 0, "bob does not get alice's cache"
     list(hf_engine.stream(prompt, settings, threading.Event(), (), Timing(), "alice"))
     assert backend.last_reused_tokens == backend.count_tokens(prompt) - 1
+
+
+def test_generation_threads_are_reused_and_a_hung_one_is_not_waited_for():
+    """A new thread per request costs CUDA's per-thread setup before every first token."""
+    from bonsai_ui.engine.protocol import _Workers
+
+    workers = _Workers()
+    seen = []
+    for _ in range(3):
+        done = threading.Event()
+        workers.submit(lambda: seen.append(threading.get_ident()), done.set)
+        assert done.wait(5)
+    assert len(set(seen)) == 1, "sequential jobs run on one long-lived thread"
+    release, done = threading.Event(), threading.Event()
+    workers.submit(release.wait, lambda: None)  # hangs until released
+    workers.submit(lambda: seen.append(threading.get_ident()), done.set)
+    assert done.wait(5), "a hung job does not block the next one"
+    assert seen[-1] != seen[0]
+    release.set()

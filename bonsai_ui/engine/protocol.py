@@ -58,27 +58,63 @@ class _Failure:
 _DONE = object()
 
 
+class _Workers:
+    """Long-lived daemon threads that run generation jobs, reusing an idle one when there is one.
+
+    Why not a new thread per request: CUDA libraries set up per-thread state (cuBLAS handles and
+    workspaces) on a thread's first use, which cost ~45 ms before every first token on an H100.
+    A job that hangs keeps its thread; the next job then gets a new one.
+    """
+
+    def __init__(self):
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()  # inboxes of idle threads
+
+    def submit(self, job: Callable[[], None], then: Callable[[], None]) -> None:
+        """Run ``job``, then ``then`` -- after the thread is idle again, so the next job reuses it."""
+        try:
+            inbox = self._idle.get_nowait()
+        except queue.Empty:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._loop, args=(inbox,), name="bonsai-generate",
+                             daemon=True).start()
+        inbox.put((job, then))
+
+    def _loop(self, inbox: queue.SimpleQueue) -> None:
+        while True:
+            job, then = inbox.get()
+            try:
+                job()
+            finally:
+                self._idle.put(inbox)
+                then()
+
+
+_WORKERS = _Workers()
+
+
 def worker_stream(work: Callable[[Emit], None], cancel: threading.Event,
                   stall_timeout: float = STALL_TIMEOUT_S) -> Iterator[Chunk]:
-    """Run ``work(emit)`` in a thread and yield what it emits.
+    """Run ``work(emit)`` in a worker thread and yield what it emits.
 
     Generation blocks, so it runs in a worker while the caller (a Gradio generator) yields chunks.
     An exception in the worker is re-raised here instead of leaving the caller waiting; and when the
-    caller stops early (Stop, a closed browser tab), the worker is cancelled and joined before this
-    returns, so no ghost generation keeps holding the model.
+    caller stops early (Stop, a closed browser tab), the worker is cancelled and waited for before
+    this returns, so no ghost generation keeps holding the model.
     """
     q: queue.SimpleQueue = queue.SimpleQueue()
+    ended = threading.Event()
 
-    def target():
+    def job():
         try:
             work(lambda text, tokens: q.put(Chunk(text, tokens)))
         except BaseException as error:  # noqa: BLE001 - handed over to the consumer
             q.put(_Failure(error))
-        finally:
-            q.put(_DONE)
 
-    worker = threading.Thread(target=target, name="bonsai-generate", daemon=True)
-    worker.start()
+    def then():
+        ended.set()
+        q.put(_DONE)
+
+    _WORKERS.submit(job, then)
     finished = False
     try:
         while True:
@@ -95,4 +131,4 @@ def worker_stream(work: Callable[[Emit], None], cancel: threading.Event,
     finally:
         if not finished:  # the caller left early, or the worker failed: make sure it ends
             cancel.set()
-        worker.join(timeout=stall_timeout)
+        ended.wait(timeout=stall_timeout)
