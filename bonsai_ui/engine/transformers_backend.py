@@ -126,6 +126,7 @@ class TransformersBackend:
         self.prefix_reuse = PREFIX_CACHE_SESSIONS > 0
         self._caches: OrderedDict[str, tuple[list[int], object]] = OrderedDict()
         self.last_reused_tokens = 0
+        self._last_encoded: tuple[str | None, list[int]] = (None, [])
         self.decoder: StaticDecoder | None = None  # set by use_decoder()
         self.decoder_note = "generate"
         self._saved: OrderedDict[str, tuple] = OrderedDict()  # session -> StaticDecoder.save()
@@ -207,10 +208,16 @@ class TransformersBackend:
     # -- generation ----------------------------------------------------------------------------
 
     def encode(self, prompt: str) -> list[int]:
+        # The engine counts a prompt's tokens just before streaming it: remember the last one.
+        last_prompt, last_ids = self._last_encoded  # one read: previews count tokens from other threads
+        if last_prompt == prompt:
+            return last_ids
         # A chat template may already have written the BOS token as text; don't add a second one.
         bos = self.tokenizer.bos_token
         add_special = not (bos and prompt.startswith(bos))
-        return self.tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+        ids = self.tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+        self._last_encoded = (prompt, ids)
+        return ids
 
     def count_tokens(self, prompt: str) -> int:
         return len(self.encode(prompt))
