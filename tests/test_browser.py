@@ -96,8 +96,14 @@ def settings_accordion(page: Page):
 def set_max_new_tokens(page: Page, n: int) -> None:
     settings_accordion(page).click()
     box = page.locator("#max_new_tokens input[type=number]")
-    box.fill(str(n))
-    box.press("Enter")
+    for _ in range(3):  # the page's load event may still be restoring settings over the first fill
+        box.fill(str(n))
+        box.press("Enter")
+        try:
+            expect(box).to_have_value(str(n), timeout=2000)
+            break
+        except AssertionError:
+            continue
     expect(box).to_have_value(str(n))
     settings_accordion(page).click()  # fold it again
 

@@ -179,8 +179,10 @@ def _regenerate_twice(engine, first: str, second: str, settings=GREEDY, session=
     return run_in(second)
 
 
-def test_transformers_reuses_the_sessions_prefix_and_output_is_identical(hf_engine):
+@pytest.mark.parametrize("decoder", ["hf_engine", "static_engine"])
+def test_transformers_reuses_the_sessions_prefix_and_output_is_identical(decoder, request):
     """Regenerate after a late edit: the shared start comes from the cache, the output is unchanged."""
+    hf_engine = request.getfixturevalue(decoder)  # generate(), then the static decoder
     backend = hf_engine.backend
     fmt = load_format("alpaca")
     reasoning = "First I list each person's items. Henri has 3 apples. Jack has 4 pears. " * 6

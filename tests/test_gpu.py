@@ -101,16 +101,21 @@ def test_stop_strings_and_worker_errors(unsloth_engine, monkeypatch):
     assert not unsloth_engine._lock.locked()
 
 
+def late_edit_after_a_run(engine, session: str) -> list[int]:
+    """Run a 60-sentence prompt in ``session``; return the tokens of it edited near its end."""
+    base = "Sentence number {}: the pears are counted again. "
+    before = render_prompt(load_format("alpaca"), "special", "Q", "", "".join(base.format(i) for i in range(60)))
+    after = before.replace("Sentence number 55", "Sentence number 55 (edited)")
+    engine.backend.forget_caches()
+    stream(engine, prompt=before, settings=GenerationSettings(max_new_tokens=4), session=session)
+    return engine.backend.encode(after)
+
+
 def test_generate_path_prefix_reuse_gives_the_same_first_token(generate_engine):
     """bf16 kernels of other shapes round differently: compare the first token and its logits."""
     unsloth_engine = generate_engine
     backend = unsloth_engine.backend
-    base = "Sentence number {}: the pears are counted again. "
-    before = render_prompt(load_format("alpaca"), "special", "Q", "", "".join(base.format(i) for i in range(60)))
-    after = before.replace("Sentence number 55", "Sentence number 55 (edited)")
-    backend.forget_caches()
-    stream(unsloth_engine, prompt=before, settings=GenerationSettings(max_new_tokens=4), session="s")
-    ids = backend.encode(after)
+    ids = late_edit_after_a_run(unsloth_engine, session="s")
     cache, reused = backend._take_cache("s", ids)
     assert reused > len(ids) * 0.8
     x = torch.tensor([ids], device=backend.model.device)
@@ -156,12 +161,7 @@ def test_graphed_steps_match_eager_steps_and_the_models_own_forward(unsloth_engi
 
 def test_static_prefix_reuse_gives_the_same_first_token(unsloth_engine):
     backend = unsloth_engine.backend
-    base = "Sentence number {}: the pears are counted again. "
-    before = render_prompt(load_format("alpaca"), "special", "Q", "", "".join(base.format(i) for i in range(60)))
-    after = before.replace("Sentence number 55", "Sentence number 55 (edited)")
-    backend.forget_caches()
-    stream(unsloth_engine, prompt=before, settings=GenerationSettings(max_new_tokens=4), session="s")
-    ids = backend.encode(after)
+    ids = late_edit_after_a_run(unsloth_engine, session="s")
     keep = backend._prepare_static("s", ids)
     cache = backend.decoder.cache
     assert keep > len(ids) * 0.8

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 MIN_WINDOW = 256  # smallest attention window a graph is captured for
+PREFILL_CHUNK = 128  # tokens per captured prefill graph
+MAX_CHUNKED_PREFILL = 512  # a longer rest is prefilled eagerly, in one batch
 
 
 def unsupported_reason(model) -> str | None:
@@ -124,6 +126,9 @@ class StaticDecoder:
         # step inputs: graphs read these fixed tensors, so a step only rewrites their contents
         self.step_ids = torch.zeros((1, 1), dtype=torch.long, device=self.device)
         self.step_pos = torch.zeros((1,), dtype=torch.long, device=self.device)
+        self.chunk_ids = torch.zeros((1, PREFILL_CHUNK), dtype=torch.long, device=self.device)
+        self.chunk_pos = torch.zeros((PREFILL_CHUNK,), dtype=torch.long, device=self.device)
+        self.chunk_last = torch.zeros((1,), dtype=torch.long, device=self.device)
         self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
         self._capture_lock = threading.Lock()
         self.cache = self.new_cache()  # the one the backend uses; tests make more
@@ -138,6 +143,8 @@ class StaticDecoder:
             for window in self.windows():
                 if window not in cache.graphs:
                     self._capture(cache, window)
+                if window >= PREFILL_CHUNK and ("chunk", window) not in cache.graphs:
+                    self._capture(cache, window, chunk=True)
 
     @staticmethod
     def save(cache: KVCache) -> tuple[list[int], list[torch.Tensor], list[torch.Tensor]]:
@@ -163,11 +170,12 @@ class StaticDecoder:
     # -- the forward pass ----------------------------------------------------------------------
 
     def _forward(self, cache: KVCache, ids: torch.Tensor, pos: torch.Tensor, window: int,
-                 mask: torch.Tensor) -> torch.Tensor:
+                 mask: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of the last position; writes keys and values at ``pos`` into the cache.
 
         ``ids`` (1, n) sit at positions ``pos`` (n,); queries see keys ``0..window-1`` where ``mask``
-        (n, window) allows. No Python branch depends on tensor values, so a CUDA graph can record it.
+        (n, window) allows; ``last`` (1,) picks the position whose logits are returned (default the
+        final one). No Python branch depends on tensor values, so a CUDA graph can record it.
         """
         n = ids.shape[1]
         h = self.inner.embed_tokens(ids)
@@ -190,18 +198,51 @@ class StaticDecoder:
             x = _rms_norm(layer.post_attention_layernorm, h)
             mlp = layer.mlp
             h = h + mlp.down_proj(F.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
-        h = _rms_norm(self.inner.norm, h[:, -1:])
-        return self.model.lm_head(h)[:, -1].float()
+        h = h[:, -1:] if last is None else h.index_select(1, last)
+        return self.model.lm_head(_rms_norm(self.inner.norm, h))[:, -1].float()
 
-    def prefill(self, cache: KVCache, ids: list[int], start: int) -> torch.Tensor:
-        """Run ``ids[start:]`` (the first ``start`` positions are already in the cache)."""
+    def prefill(self, cache: KVCache, ids: list[int], start: int,
+                chunked: bool | None = None) -> torch.Tensor:
+        """Run ``ids[start:]`` (the first ``start`` positions are already in the cache).
+
+        A short rest -- what a regenerate after a late edit leaves -- goes through captured
+        chunk graphs: an eager prefill of a hundred tokens costs more in launches (and, at 4-bit,
+        in de-quantizing every weight) than in arithmetic. ``chunked`` forces the choice (tests).
+        """
         n = len(ids)
+        if chunked is None:
+            chunked = (0 < n - start <= MAX_CHUNKED_PREFILL and ("chunk", self.length) in cache.graphs)
+        if chunked and start + PREFILL_CHUNK * -(-(n - start) // PREFILL_CHUNK) <= self.length:
+            logits = None
+            for at in range(start, n, PREFILL_CHUNK):
+                logits = self._prefill_chunk(cache, ids[at:at + PREFILL_CHUNK], at)
+            cache.tokens = list(ids)
+            return logits
         new = torch.tensor([ids[start:]], dtype=torch.long, device=self.device)
         pos = self.positions[start:n]
         mask = self.positions[:n][None, :] <= pos[:, None]
         logits = self._forward(cache, new, pos, n, mask)
         cache.tokens = list(ids)
         return logits
+
+    def _prefill_chunk(self, cache: KVCache, ids: list[int], start: int) -> torch.Tensor:
+        """Up to PREFILL_CHUNK tokens at ``start``, padded; the padding writes entries past the
+        real ones, which nothing reads before a later step overwrites them."""
+        m = len(ids)
+        padded = ids + [ids[-1]] * (PREFILL_CHUNK - m)
+        self.chunk_ids.copy_(torch.tensor([padded], dtype=torch.long), non_blocking=True)
+        self.chunk_pos.copy_(self.positions[start:start + PREFILL_CHUNK])
+        self.chunk_last.fill_(m - 1)
+        window = self.window_for(start + PREFILL_CHUNK - 1)
+        entry = cache.graphs.get(("chunk", window))
+        if entry is None:
+            return self._chunk_eager(cache, window)
+        entry[0].replay()
+        return entry[1]
+
+    def _chunk_eager(self, cache: KVCache, window: int) -> torch.Tensor:
+        mask = self.positions[:window][None, :] <= self.chunk_pos[:, None]
+        return self._forward(cache, self.chunk_ids, self.chunk_pos, window, mask, self.chunk_last)
 
     def window_for(self, position: int) -> int:
         window = MIN_WINDOW
@@ -228,25 +269,35 @@ class StaticDecoder:
         mask = (self.positions[:window] <= self.step_pos)[None, :]
         return self._forward(cache, self.step_ids, self.step_pos, window, mask)
 
-    def _capture(self, cache: KVCache, window: int):
-        """Record one step for ``cache`` and ``window``; a few eager warm-up steps go first."""
+    def _capture(self, cache: KVCache, window: int, chunk: bool = False):
+        """Record one step (or one prefill chunk) for ``cache`` and ``window``, after warm-ups.
+
+        Warm-up and capture write at the window's last slots, which hold nothing valid yet; the
+        real run then rewrites its own slots.
+        """
         with self._capture_lock:
-            saved_ids, saved_pos = self.step_ids.clone(), self.step_pos.clone()
-            # warm up and record at the window's last slot, which holds nothing valid yet
-            # (position < window); the real step then rewrites its own slot
-            self.step_pos.fill_(window - 1)
+            inputs = (self.chunk_ids, self.chunk_pos, self.chunk_last) if chunk else \
+                (self.step_ids, self.step_pos)
+            saved = [t.clone() for t in inputs]
+            if chunk:
+                self.chunk_pos.copy_(self.positions[window - PREFILL_CHUNK:window])
+                self.chunk_last.fill_(PREFILL_CHUNK - 1)
+            else:
+                self.step_pos.fill_(window - 1)
+            run = (lambda: self._chunk_eager(cache, window)) if chunk else \
+                (lambda: self._step_eager(cache, window))
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
                 for _ in range(2):
-                    self._step_eager(cache, window)
+                    run()
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
-                logits = self._step_eager(cache, window)
-            self.step_ids.copy_(saved_ids)
-            self.step_pos.copy_(saved_pos)
-            cache.graphs[window] = (graph, logits)
+                logits = run()
+            for t, old in zip(inputs, saved):
+                t.copy_(old)
+            cache.graphs[("chunk", window) if chunk else window] = (graph, logits)
             return graph, logits
 
 

@@ -19,6 +19,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from ..prompts import ChatTemplate
 from ..settings import AppSettings, GenerationSettings
+from ..zerogpu import on_zerogpu
 from .protocol import Chunk, Emit, LoadError, worker_stream
 from .source import ModelSource, Progress
 from .static_decoder import StaticDecoder, decode, unsupported_reason
@@ -140,6 +141,11 @@ class TransformersBackend:
         if mode == "generate" or (mode == "auto" and self.model.device.type != "cuda"):
             self.decoder, self.decoder_note = None, "generate"
             return
+        if mode == "auto" and on_zerogpu():
+            # ZeroGPU lends the GPU to a forked worker per run: graphs captured at start-up, in a
+            # process without the real device, would not exist there
+            self.decoder, self.decoder_note = None, "generate (ZeroGPU)"
+            return
         reason = unsupported_reason(self.model)
         if reason:
             if mode == "static":
@@ -150,8 +156,12 @@ class TransformersBackend:
         try:  # capture every graph now, and run once: a failure shows at load, not mid-demo
             with torch.inference_mode():
                 decoder.capture_all(decoder.cache)
-                decode(decoder, decoder.cache, self.encode("Hello") or [0], 0,
-                       GenerationSettings(max_new_tokens=2, temperature=0.0), set(), lambda t: True)
+                # two prompt lengths: compiled kernels (Unsloth's) specialise on the first shape
+                # and recompile for the second, which would otherwise land on the first request
+                for text in ("Hello", "Hello, world. " * 40):
+                    decode(decoder, decoder.cache, self.encode(text) or [0], 0,
+                           GenerationSettings(max_new_tokens=2, temperature=0.0), set(),
+                           lambda t: True)
         except Exception as error:  # noqa: BLE001 - fall back, and say why
             if mode == "static":
                 raise LoadError(f"--decoder static failed: {type(error).__name__}: {error}") from error
