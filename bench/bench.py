@@ -2,8 +2,9 @@
 
 Why one per process: ``import unsloth`` patches transformers globally, so "plain transformers" is
 only plain in a process that never imported Unsloth; and peak-memory figures are only honest for a
-process that loaded one model. ``bench/run_gpu.sh`` and ``bench/run_cpu.sh`` run the configurations
-and collect the JSON lines into bench/results/.
+process that loaded one model. On the GPU machine ``bench/gpu_check.sh bench SHAPE CONFIG...`` runs
+the configurations and collects the JSON lines; on a CPU, run this script per configuration
+(``--config transformers-cpu``, ``--config llama.cpp-cpu``) with ``--out``.
 
 Measured per configuration (greedy, batch 1, EOS ignored so every run writes all its tokens):
 - load time, peak GPU memory;

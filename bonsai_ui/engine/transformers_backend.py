@@ -156,10 +156,12 @@ class TransformersBackend:
         try:  # capture every graph now, and run once: a failure shows at load, not mid-demo
             with torch.inference_mode():
                 decoder.capture_all(decoder.cache)
-                # two prompt lengths: compiled kernels (Unsloth's) specialise on the first shape
-                # and recompile for the second, which would otherwise land on the first request
-                for text in ("Hello", "Hello, world. " * 40):
-                    decode(decoder, decoder.cache, self.encode(text) or [0], 0,
+                # a short prompt (chunk graphs), then two long ones (eager prefill): compiled
+                # kernels (Unsloth's) specialise on the first shape they see and recompile for the
+                # second, which would otherwise land on the first real request (~1 s at 7B)
+                for words in (1, 150, 300) if decoder.use_graphs else (1,):
+                    ids = (self.encode("Hello, world. " * words) or [0])[: self.context_length - 4]
+                    decode(decoder, decoder.cache, ids, 0,
                            GenerationSettings(max_new_tokens=2, temperature=0.0), set(),
                            lambda t: True)
         except Exception as error:  # noqa: BLE001 - fall back, and say why
