@@ -249,3 +249,18 @@ def test_chunked_prefill_of_the_rest_matches_a_full_forward(model, keep, rest):
     decoder.prefill = lambda c, ids, start: got  # the cache already holds the edited prompt
     decode(decoder, cache, edited, keep, settings, set(), lambda t: tokens.append(t) or True)
     assert tokens == generate(model, edited, 8)
+
+
+@torch.inference_mode()
+def test_a_prefill_that_fails_half_way_claims_nothing_it_overwrote(model, monkeypatch):
+    first = ids_of(60, seed=5)
+    decoder = StaticDecoder(model, 512)
+    cache = decoder.new_cache()
+    decoder.prefill(cache, first, 0)
+    def boom(*_):
+        raise RuntimeError("oom")
+
+    monkeypatch.setattr(decoder.layers[-1].mlp.down_proj, "forward", boom)
+    with pytest.raises(RuntimeError, match="oom"):
+        decoder.prefill(cache, first[:20] + ids_of(40, seed=6), 20)  # layers before the last wrote
+    assert cache.tokens == first[:20]

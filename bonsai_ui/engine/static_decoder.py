@@ -210,6 +210,9 @@ class StaticDecoder:
         in de-quantizing every weight) than in arithmetic. ``chunked`` forces the choice (tests).
         """
         n = len(ids)
+        # entries from ``start`` on are about to be overwritten: should this fail half-way, the
+        # cache must not claim them for the old tokens
+        del cache.tokens[start:]
         if chunked is None:
             chunked = (0 < n - start <= MAX_CHUNKED_PREFILL and ("chunk", self.length) in cache.graphs)
         if chunked and start + PREFILL_CHUNK * -(-(n - start) // PREFILL_CHUNK) <= self.length:
