@@ -29,6 +29,7 @@ CONFIGS = {
         "high_freq_factor": 4.0, "original_max_position_embeddings": 256}),
     "qwen2": Qwen2Config(**SMALL, tie_word_embeddings=True),
     "mistral": MistralConfig(**{**SMALL, "num_key_value_heads": 1}, sliding_window=None),
+    "mistral-sliding-window": MistralConfig(**SMALL, sliding_window=16),
 }
 
 
@@ -264,3 +265,29 @@ def test_a_prefill_that_fails_half_way_claims_nothing_it_overwrote(model, monkey
     with pytest.raises(RuntimeError, match="oom"):
         decoder.prefill(cache, first[:20] + ids_of(40, seed=6), 20)  # layers before the last wrote
     assert cache.tokens == first[:20]
+
+
+def test_a_save_that_runs_out_of_memory_drops_reuse_and_keeps_serving(static_engine, monkeypatch):
+    backend = static_engine.backend
+    backend.forget_caches()
+    short = GenerationSettings(max_new_tokens=2)
+    text(static_engine, settings=short, session="alice")
+
+    def out_of_memory(cache):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(backend.decoder, "save", out_of_memory)
+    assert text(static_engine, settings=short, session="bob")  # bob runs; alice's entries are gone
+    assert backend._owner == "bob" and not backend._saved
+
+
+def test_a_run_that_never_ended_keeps_the_next_one_out_of_the_cache(static_engine):
+    """The engine lets go after a stall timeout; the decoder's own lock still guards its cache."""
+    backend = static_engine.backend
+    assert backend._decoding.acquire(blocking=False)  # as if a stuck run held it
+    try:
+        with pytest.raises(RuntimeError, match="still running on the GPU"):
+            text(static_engine, settings=GenerationSettings(max_new_tokens=2), session="next")
+    finally:
+        backend._decoding.release()
+    assert not static_engine._lock.locked()

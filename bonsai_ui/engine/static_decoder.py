@@ -117,6 +117,9 @@ class StaticDecoder:
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.length = length
+        # Mistral applies its sliding window on every layer (Qwen2's per-layer kind is unsupported)
+        self.sliding_window = getattr(config, "sliding_window", None) \
+            if config.model_type == "mistral" else None
         self.device = self.inner.embed_tokens.weight.device
         self.dtype = self.inner.embed_tokens.weight.dtype
         cos, sin = rope_tables(config, length, self.device)
@@ -201,6 +204,14 @@ class StaticDecoder:
         h = h[:, -1:] if last is None else h.index_select(1, last)
         return self.model.lm_head(_rms_norm(self.inner.norm, h))[:, -1].float()
 
+    def _mask(self, pos: torch.Tensor, window: int) -> torch.Tensor:
+        """(queries, window) booleans: causal, and within Mistral's sliding window where it has one."""
+        keys = self.positions[:window][None, :]
+        mask = keys <= pos[:, None]
+        if self.sliding_window:
+            mask = mask & (keys > pos[:, None] - self.sliding_window)
+        return mask
+
     def prefill(self, cache: KVCache, ids: list[int], start: int,
                 chunked: bool | None = None) -> torch.Tensor:
         """Run ``ids[start:]`` (the first ``start`` positions are already in the cache).
@@ -223,8 +234,7 @@ class StaticDecoder:
             return logits
         new = torch.tensor([ids[start:]], dtype=torch.long, device=self.device)
         pos = self.positions[start:n]
-        mask = self.positions[:n][None, :] <= pos[:, None]
-        logits = self._forward(cache, new, pos, n, mask)
+        logits = self._forward(cache, new, pos, n, self._mask(pos, n))
         cache.tokens = list(ids)
         return logits
 
@@ -244,8 +254,8 @@ class StaticDecoder:
         return entry[1]
 
     def _chunk_eager(self, cache: KVCache, window: int) -> torch.Tensor:
-        mask = self.positions[:window][None, :] <= self.chunk_pos[:, None]
-        return self._forward(cache, self.chunk_ids, self.chunk_pos, window, mask, self.chunk_last)
+        return self._forward(cache, self.chunk_ids, self.chunk_pos, window,
+                             self._mask(self.chunk_pos, window), self.chunk_last)
 
     def window_for(self, position: int) -> int:
         window = MIN_WINDOW
@@ -269,8 +279,8 @@ class StaticDecoder:
         return entry[1]
 
     def _step_eager(self, cache: KVCache, window: int) -> torch.Tensor:
-        mask = (self.positions[:window] <= self.step_pos)[None, :]
-        return self._forward(cache, self.step_ids, self.step_pos, window, mask)
+        return self._forward(cache, self.step_ids, self.step_pos, window,
+                             self._mask(self.step_pos, window))
 
     def _capture(self, cache: KVCache, window: int, chunk: bool = False):
         """Record one step (or one prefill chunk) for ``cache`` and ``window``, after warm-ups.

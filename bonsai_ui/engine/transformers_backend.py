@@ -132,6 +132,7 @@ class TransformersBackend:
         self.decoder_note = "generate"
         self._saved: OrderedDict[str, tuple] = OrderedDict()  # session -> StaticDecoder.save()
         self._owner: str | None = None  # whose entries the decoder's cache holds
+        self._decoding = threading.Lock()  # held while a run uses the decoder's cache
 
     def use_decoder(self, mode: str) -> None:
         """Pick the decoding loop: ``auto`` takes the static decoder on CUDA where it applies.
@@ -282,7 +283,12 @@ class TransformersBackend:
         if self._owner != session:
             saved = self._saved.pop(session, None)
             if self._owner is not None and self.prefix_reuse and cache.tokens:
-                self._saved[self._owner] = self.decoder.save(cache)
+                try:
+                    self._saved[self._owner] = self.decoder.save(cache)
+                except torch.OutOfMemoryError:  # reuse is an optimisation: drop it, keep serving
+                    self._saved.clear()
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
                 while len(self._saved) > PREFIX_CACHE_SESSIONS:
                     self._saved.popitem(last=False)
             if saved is not None:
@@ -319,18 +325,25 @@ class TransformersBackend:
 
     def _stream_static(self, ids: list[int], settings: GenerationSettings, cancel: threading.Event,
                        session: str) -> Iterator[Chunk]:
-        keep = self.last_reused_tokens = self._prepare_static(session, ids)
-        cache = self.decoder.cache
         stop_ids = set() if self.ignore_eos else set(self.eos_token_ids)
 
         def work(emit: Emit):
-            detok = _IncrementalDetokenizer(self.tokenizer, ids, emit)
+            # the engine's lock is let go after a stall timeout even if a stuck run goes on: never
+            # let a second run into the one cache and the graphs' inputs beside it
+            if not self._decoding.acquire(blocking=False):
+                raise RuntimeError("an earlier generation is still running on the GPU and does not "
+                                   "stop; restart the app if this persists")
+            try:
+                keep = self.last_reused_tokens = self._prepare_static(session, ids)
+                detok = _IncrementalDetokenizer(self.tokenizer, ids, emit)
 
-            def on_token(token: int) -> bool:
-                detok.push([token])  # an EOS decodes to nothing but counts, as with generate()
-                return not cancel.is_set()
+                def on_token(token: int) -> bool:
+                    detok.push([token])  # an EOS decodes to nothing but counts, as in generate()
+                    return not cancel.is_set()
 
-            with torch.inference_mode():
-                decode(self.decoder, cache, ids, keep, settings, stop_ids, on_token)
+                with torch.inference_mode():
+                    decode(self.decoder, self.decoder.cache, ids, keep, settings, stop_ids, on_token)
+            finally:
+                self._decoding.release()
 
         return worker_stream(work, cancel)
