@@ -89,20 +89,20 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class KVCache:
-    """One session's preallocated keys and values, plus the tokens whose entries are valid."""
+    """Preallocated keys and values, the tokens whose entries are valid, and the graphs bound to them."""
 
     keys: list[torch.Tensor]  # per layer: (1, kv_heads, length, head_dim)
     values: list[torch.Tensor]
     tokens: list[int] = field(default_factory=list)
-    graphs: dict = field(default_factory=dict)  # window -> (graph, logits) on CUDA
-
-    @property
-    def length(self) -> int:
-        return self.keys[0].shape[2]
+    graphs: dict = field(default_factory=dict)  # window or ("chunk", window) -> (graph, logits)
 
 
 class StaticDecoder:
-    """Prefill and single-token steps over a :class:`KVCache`; graphs captured lazily on CUDA."""
+    """Prefill and single-token steps over a :class:`KVCache`, from CUDA graphs where captured.
+
+    ``self.cache`` gets every graph at load (``capture_all``); other caches (tests) capture a step's
+    graph when first needed.
+    """
 
     def __init__(self, model, length: int, use_graphs: bool | None = None):
         reason = unsupported_reason(model)
@@ -137,8 +137,11 @@ class StaticDecoder:
         self.cache = self.new_cache()  # the one the backend uses; tests make more
 
     def windows(self) -> list[int]:
-        return sorted({self.window_for(p) for p in (0, *(2**i for i in range(8, 40)))
-                       if p < self.length})
+        """Every value ``window_for`` can return: MIN_WINDOW doubling, the last one the cache length."""
+        windows = [min(MIN_WINDOW, self.length)]
+        while windows[-1] < self.length:
+            windows.append(min(windows[-1] * 2, self.length))
+        return windows
 
     def capture_all(self, cache: KVCache) -> None:
         """Capture every window's graph now (at load), so no token ever waits for a capture."""
@@ -226,7 +229,8 @@ class StaticDecoder:
         del cache.tokens[start:]
         if chunked is None:
             chunked = (0 < n - start <= MAX_CHUNKED_PREFILL and ("chunk", self.length) in cache.graphs)
-        if chunked and start + PREFILL_CHUNK * -(-(n - start) // PREFILL_CHUNK) <= self.length:
+        chunks = -(-(n - start) // PREFILL_CHUNK)  # rounded up; the last one is padded
+        if chunked and start + chunks * PREFILL_CHUNK <= self.length:
             logits = None
             for at in range(start, n, PREFILL_CHUNK):
                 logits = self._prefill_chunk(cache, ids[at:at + PREFILL_CHUNK], at)
@@ -359,12 +363,12 @@ def decode(decoder: StaticDecoder, cache: KVCache, ids: list[int], start: int, s
         generator = torch.Generator(device=device)
         generator.manual_seed(settings.seed)
     host = torch.zeros(1, dtype=torch.long, pin_memory=device.type == "cuda")
+    copied = torch.cuda.Event() if device.type == "cuda" else None  # re-recorded every token
     logits = decoder.prefill(cache, ids, start)
     position = len(ids)
     for count in range(1, settings.max_new_tokens + 1):
         token = choose_token(logits, seen, settings, generator)
         host.copy_(token, non_blocking=True)
-        copied = torch.cuda.Event() if device.type == "cuda" else None
         if copied is not None:
             copied.record()
         more = count < settings.max_new_tokens and position < decoder.length

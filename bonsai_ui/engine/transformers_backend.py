@@ -89,6 +89,13 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
+def reusable(cached: list[int], ids: list[int]) -> int:
+    """How many cached positions a prompt ``ids`` can keep: its common prefix, short of its last
+    token (which must be fed to get logits), and none at all below MIN_REUSE_TOKENS."""
+    keep = min(common_prefix(cached, ids), len(ids) - 1)
+    return keep if keep >= MIN_REUSE_TOKENS else 0
+
+
 def cache_length(cache) -> int:
     # Unsloth's fast inference path hands back the legacy list of (key, value) tensors.
     return cache.get_seq_length() if hasattr(cache, "get_seq_length") else cache[0][0].shape[-2]
@@ -254,10 +261,8 @@ class TransformersBackend:
         if entry is None or not self.prefix_reuse:
             return None, 0
         cached_ids, cache = entry
-        keep = min(common_prefix(cached_ids, ids), len(ids) - 1)  # the last token must be fed
-        if keep < MIN_REUSE_TOKENS:
-            return None, 0
-        return crop_cache(cache, keep), keep
+        keep = reusable(cached_ids, ids)
+        return (crop_cache(cache, keep), keep) if keep else (None, 0)
 
     def _keep_cache(self, session: str, sequence: list[int], cache) -> None:
         if not self.prefix_reuse or cache is None:
@@ -296,10 +301,7 @@ class TransformersBackend:
             else:
                 cache.tokens = []
             self._owner = session
-        if not self.prefix_reuse:
-            return 0
-        keep = min(common_prefix(cache.tokens, ids), len(ids) - 1)
-        return keep if keep >= MIN_REUSE_TOKENS else 0
+        return reusable(cache.tokens, ids) if self.prefix_reuse else 0
 
     def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
                session: str = "") -> Iterator[Chunk]:
