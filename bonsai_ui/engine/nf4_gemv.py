@@ -10,14 +10,21 @@ kDequantizeBlockwise), one absmax per ``blocksize`` (32..256) consecutive elemen
 [out, in] weight, either float32 or, with double quantization, uint8 codes into ``state2.code``
 times ``state2.absmax[block // state2.blocksize]`` plus ``offset``. Nothing is re-quantized.
 
+How: each program owns ``BLOCK_N`` output rows and walks K in ``BLOCK_K`` tiles: one 16-byte
+load a thread of packed codes, the NF4 table looked up with ``tl.gather`` (shared memory, 16 words
+in 16 banks: no conflicts), the absmax of the tile's blocks, float32 accumulators.
+
 The de-quantized weight is bitsandbytes' ``dequantize_4bit`` value, bit for bit:
 ``dtype(float32(code[q]) * float32(absmax))``, rounded once to the layer's dtype (bf16 for the
 seed's models), with the nested absmax ``float32(code2[a] * absmax2) + offset`` computed as two
-rounded float32 operations (no fused multiply-add: ``_mul_rn``). The products with the input and
-their sum run in float32, in a fixed order: each program owns ``BLOCK_N`` whole output rows and
-walks K from left to right; there is no split-K and no atomic, so a run repeats bit for bit.
-(bitsandbytes' own CUDA gemv is not bit-exact to its own de-quantization: on sm80+ it multiplies
-a bf16-rounded code by a bf16-rounded absmax in bf16, csrc kgemm_4bit_inference_naive.)
+rounded float32 operations (no fused multiply-add: ``libdevice.mul_rn``). The rounding to bf16 is
+round-to-nearest-even, by PTX ``cvt.rn.bf16x2.f32`` on sm80+ or by integer operations (the
+interpreter's cast truncates); the GPU bench checks that both give the same output. The products
+with the input and their sum run in float32, in a fixed order: each program owns ``BLOCK_N`` whole
+output rows and walks K from left to right; there is no split-K and no atomic, so a run repeats
+bit for bit. (bitsandbytes' own batch-1 CUDA kernel rounds differently -- 0.50.1's
+kgemm_4bit_inference_naive multiplies a bf16 code by a bf16 absmax in bf16 -- so it is not
+bit-exact to its own de-quantization; the bench prints how far each is from a float32 product.)
 
 Block sizes come from one fixed rule (:func:`pick_config`) of the layer's shape and the card's
 SM count -- no autotuning, so the same card always runs the same program. A call allocates only
