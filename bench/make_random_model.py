@@ -92,7 +92,8 @@ def build_config(shape: str, tokenizer, dtype: str, layers: int | None = None):
     return cfg
 
 
-def build_model(config, device: str, dtype, seed: int = 0):
+def _skeleton(config, device: str, dtype, seed: int, at: str):
+    """Seeded, then the model constructed on ``at`` with parameters in ``dtype``, uninitialised."""
     import torch
     from transformers import Qwen2ForCausalLM
 
@@ -102,12 +103,18 @@ def build_model(config, device: str, dtype, seed: int = 0):
     old_default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        # Parameters are created straight on the device, uninitialised; buffers (RoPE inv_freq)
-        # are computed normally by the constructors.
-        with torch.device(device), _no_init():
-            model = Qwen2ForCausalLM(config)
+        with torch.device(at), _no_init():
+            return Qwen2ForCausalLM(config)
     finally:
         torch.set_default_dtype(old_default)
+
+
+def build_model(config, device: str, dtype, seed: int = 0):
+    import torch
+
+    # Parameters are created straight on the device, uninitialised; buffers (RoPE inv_freq)
+    # are computed normally by the constructors.
+    model = _skeleton(config, device, dtype, seed, at=device)
     # Like from_pretrained(dtype=...): parameters in `dtype`, RoPE's inv_freq buffer stays float32.
     wrong = {p.dtype for p in model.parameters()} - {dtype}
     assert not wrong, f"parameters in {wrong}, expected {dtype}"
@@ -168,18 +175,8 @@ def nf4_linear(linear, device, dtype, std):
 def build_quantized_model(config, device: str, dtype, seed: int = 0):
     """The model with every decoder linear in NF4, built one layer at a time (see the docstring)."""
     import torch
-    from transformers import Qwen2ForCausalLM
 
-    torch.manual_seed(seed)
-    if device.startswith("cuda"):
-        torch.cuda.manual_seed_all(seed)
-    old_default = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device("meta"), _no_init():
-            model = Qwen2ForCausalLM(config)
-    finally:
-        torch.set_default_dtype(old_default)
+    model = _skeleton(config, device, dtype, seed, at="meta")
     std = config.initializer_range
     for layer in model.model.layers:
         for parent in (layer.self_attn, layer.mlp):
