@@ -9,21 +9,27 @@ match a float64 product of them to the output dtype's rounding. The swap of whol
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
-os.environ["TRITON_INTERPRET"] = "1"  # read when a kernel is first built (nf4_gemv._kernel)
-os.environ["TORCHDYNAMO_DISABLE"] = "1"  # bitsandbytes compiles its CPU fallbacks: minutes here
+import bitsandbytes as bnb
+import bitsandbytes.functional as BF
 
-import bitsandbytes as bnb  # noqa: E402
-import bitsandbytes.functional as BF  # noqa: E402
-
-from bonsai_ui.engine.nf4_gemv import (Config, from_quant_state, nf4_gemv, pick_config,  # noqa: E402
+from bonsai_ui.engine.nf4_gemv import (Config, from_quant_state, nf4_gemv, pick_config,
                                        quant_state_reason)
-from bonsai_ui.engine.nf4_linear import (NF4Linear, install_fast_linears,  # noqa: E402
-                                         uninstall_fast_linears)
+from bonsai_ui.engine.nf4_linear import NF4Linear, install_fast_linears, uninstall_fast_linears
+
+
+@pytest.fixture(autouse=True, scope="module")
+def interpreter():
+    """Triton's interpreter (chosen by conftest.py before triton is imported: never a skip);
+    bitsandbytes' CPU fallbacks eager, as its CUDA kernels compute (compiling them takes minutes
+    on 2 cores)."""
+    import triton
+
+    assert triton.knobs.runtime.interpret, "TRITON_INTERPRET=1 must be set before triton is imported"
+    with torch._dynamo.config.patch(disable=True):
+        yield
 
 # NF4 (QLoRA, Dettmers et al. 2023, appendix E): the 16 quantiles of N(0, 1) normalised to [-1, 1]
 NF4 = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,

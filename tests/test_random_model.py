@@ -9,16 +9,18 @@ very bytes that were built, and give the same logits.
 from __future__ import annotations
 
 import json
-import os
-
+import bitsandbytes as bnb
 import pytest
 import torch
 
-os.environ["TORCHDYNAMO_DISABLE"] = "1"  # bitsandbytes compiles its CPU fallbacks: minutes here
+from bench import make_random_model as M
 
-import bitsandbytes as bnb  # noqa: E402
 
-from bench import make_random_model as M  # noqa: E402
+@pytest.fixture(autouse=True, scope="module")
+def eager():
+    """bitsandbytes' CPU fallbacks eager (compiling them takes minutes on 2 cores)."""
+    with torch._dynamo.config.patch(disable=True):
+        yield
 
 
 class Tokenizer:  # what build_config reads from a tokenizer
