@@ -17,9 +17,17 @@ transformers' own initialisation switched off, then filled in place with normal_
 biases 0) -- seconds on a GPU instead of many minutes of CPU init for 7B/32B. The 'tiny' shape is for CPU
 tests.
 
+With ``--quantize nf4`` the model is quantized as it is created and saved pre-quantized, the way
+an Unsloth "-bnb-4bit" folder is (bitsandbytes NF4, blocksize 64, double quantization, bf16
+compute, lm_head and embeddings in bf16): the model skeleton is built on the meta device, then each
+linear layer's bf16 weight is drawn on the device and handed straight to bitsandbytes, one at a
+time, so the bf16 model never exists whole -- the 32B shape needs ~0.3 GB of bf16 at a time and
+its folder is ~18 GB instead of 62 GiB (which the GPU machine's 64 GiB disk can't hold).
+
 usage:
   python bench/make_random_model.py --shape qwen2.5-7b --tokenizer .gpu_assets/smollm2-tokenizer \
       --out /tmp/qwen2.5-7b-random [--dtype bfloat16] [--device cuda|cpu] [--layers N] [--seed 0]
+      [--quantize nf4]
 
 Sizes in bf16: tiny ~26 MB, 0.5B ~0.9 GB, 7B ~14 GB, 32B ~62 GiB (mind the disk: the single-GPU
 machine has 64 GiB; use --layers to build fewer layers of the same shape if needed).
@@ -84,7 +92,8 @@ def build_config(shape: str, tokenizer, dtype: str, layers: int | None = None):
     return cfg
 
 
-def build_model(config, device: str, dtype, seed: int = 0):
+def _skeleton(config, device: str, dtype, seed: int, at: str):
+    """Seeded, then the model constructed on ``at`` with parameters in ``dtype``, uninitialised."""
     import torch
     from transformers import Qwen2ForCausalLM
 
@@ -94,12 +103,18 @@ def build_model(config, device: str, dtype, seed: int = 0):
     old_default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        # Parameters are created straight on the device, uninitialised; buffers (RoPE inv_freq)
-        # are computed normally by the constructors.
-        with torch.device(device), _no_init():
-            model = Qwen2ForCausalLM(config)
+        with torch.device(at), _no_init():
+            return Qwen2ForCausalLM(config)
     finally:
         torch.set_default_dtype(old_default)
+
+
+def build_model(config, device: str, dtype, seed: int = 0):
+    import torch
+
+    # Parameters are created straight on the device, uninitialised; buffers (RoPE inv_freq)
+    # are computed normally by the constructors.
+    model = _skeleton(config, device, dtype, seed, at=device)
     # Like from_pretrained(dtype=...): parameters in `dtype`, RoPE's inv_freq buffer stays float32.
     wrong = {p.dtype for p in model.parameters()} - {dtype}
     assert not wrong, f"parameters in {wrong}, expected {dtype}"
@@ -123,6 +138,73 @@ def build_model(config, device: str, dtype, seed: int = 0):
     return model
 
 
+LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+NF4_BLOCKSIZE = 64  # bitsandbytes' and transformers' default for 4-bit
+
+
+def bnb_config(dtype):
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
+                              bnb_4bit_quant_storage="uint8")
+
+
+def nf4_linear(linear, device, dtype, std):
+    """A bitsandbytes Linear4bit for ``linear`` (on meta), its random weight drawn on ``device``
+    and quantized there at once: only this one layer's bf16 weight ever exists."""
+    import bitsandbytes as bnb
+    import torch
+
+    out_f, in_f = linear.out_features, linear.in_features
+    with torch.device("meta"):
+        layer = bnb.nn.Linear4bit(in_f, out_f, bias=linear.bias is not None, compute_dtype=dtype,
+                                  compress_statistics=True, quant_type="nf4",
+                                  quant_storage=torch.uint8)
+    weight = torch.empty(out_f, in_f, dtype=dtype, device=device).normal_(0.0, std)
+    layer.weight = bnb.nn.Params4bit(weight, requires_grad=False, blocksize=NF4_BLOCKSIZE,
+                                     compress_statistics=True, quant_type="nf4",
+                                     quant_storage=torch.uint8, module=layer)._quantize(device)
+    del weight
+    if linear.bias is not None:
+        layer.bias = torch.nn.Parameter(torch.zeros(out_f, dtype=dtype, device=device),
+                                        requires_grad=False)
+    return layer
+
+
+def build_quantized_model(config, device: str, dtype, seed: int = 0):
+    """The model with every decoder linear in NF4, built one layer at a time (see the docstring)."""
+    import torch
+
+    model = _skeleton(config, device, dtype, seed, at="meta")
+    std = config.initializer_range
+    for layer in model.model.layers:
+        for parent in (layer.self_attn, layer.mlp):
+            for name in LINEAR_NAMES:
+                if hasattr(parent, name):
+                    setattr(parent, name, nf4_linear(getattr(parent, name), device, dtype, std))
+    # the rest (embeddings, norms, lm_head) in dtype; buffers (RoPE) recomputed on the device
+    for module in model.modules():
+        for name, p in list(module.named_parameters(recurse=False)):
+            if p.device.type != "meta":
+                continue
+            value = torch.empty(p.shape, dtype=dtype, device=device)
+            if name == "weight" and "Norm" in type(module).__name__:
+                value.fill_(1.0)
+            elif name == "bias":
+                value.zero_()
+            else:
+                value.normal_(0.0, std)
+            setattr(module, name, torch.nn.Parameter(value, requires_grad=False))
+    with torch.device(device):  # its inv_freq buffer was computed on meta: compute it for real
+        model.model.rotary_emb = type(model.model.rotary_emb)(config=config)
+    if config.tie_word_embeddings:
+        model.lm_head.weight = model.model.embed_tokens.weight
+    config.quantization_config = bnb_config(dtype)
+    model.eval()
+    return model
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,6 +216,9 @@ def main(argv=None):
     ap.add_argument("--layers", type=int, default=None,
                     help="override the number of layers (same per-layer shape); default: the real count")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quantize", choices=["nf4"], default=None,
+                    help="quantize each layer as it is created and save a pre-quantized "
+                         "bitsandbytes 4-bit folder (needed for 32B on a 64 GiB disk)")
     args = ap.parse_args(argv)
 
     import torch
@@ -147,11 +232,14 @@ def main(argv=None):
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
     config = build_config(args.shape, tok, args.dtype, args.layers)
-    model = build_model(config, device, dtype, args.seed)
+    build = build_quantized_model if args.quantize else build_model
+    model = build(config, device, dtype, args.seed)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     t1 = time.perf_counter()
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = sum(p.numel() for p in model.parameters())  # packed 4-bit: two weights a byte
+    if args.quantize:
+        n_params += sum(p.numel() for n_, p in model.named_parameters() if p.dtype == torch.uint8)
 
     model.generation_config = GenerationConfig(
         bos_token_id=tok.bos_token_id,
@@ -164,7 +252,7 @@ def main(argv=None):
     t2 = time.perf_counter()
     size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
     print(f"{args.shape}: {n_params / 1e9:.3f}B params, vocab {config.vocab_size}, "
-          f"{config.num_hidden_layers} layers, {args.dtype} on {device}; built in {t1 - t0:.1f}s, "
+          f"{config.num_hidden_layers} layers, {args.dtype}{' ' + args.quantize if args.quantize else ''} on {device}; built in {t1 - t0:.1f}s, "
           f"saved in {t2 - t1:.1f}s to {args.out} ({size / 2**30:.2f} GiB); "
           f"eos={tok.eos_token!r} ({tok.eos_token_id})")
     return args.out

@@ -14,12 +14,18 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
+import torch
 
-from bonsai_ui.engine import Chunk, Engine, load_engine
-from bonsai_ui.engine.protocol import worker_stream
-from bonsai_ui.prompts import ChatTemplate
-from bonsai_ui.runs import Runner
-from bonsai_ui.settings import AppSettings, GenerationSettings
+# Without a GPU, Triton kernels (the NF4 gemv) run in Triton's interpreter. It must be chosen before
+# anything imports triton (bitsandbytes does), which jits its own library functions at import.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from bonsai_ui.engine import Chunk, Engine, load_engine  # noqa: E402
+from bonsai_ui.engine.protocol import worker_stream  # noqa: E402
+from bonsai_ui.prompts import ChatTemplate  # noqa: E402
+from bonsai_ui.runs import Runner  # noqa: E402
+from bonsai_ui.settings import AppSettings, GenerationSettings  # noqa: E402
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

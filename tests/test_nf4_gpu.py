@@ -1,0 +1,67 @@
+"""The NF4 Triton gemv compiled for a real GPU (the CPU tests run it in Triton's interpreter).
+
+Skipped where CUDA is absent; on the GPU machine: ``python3 -m pytest tests/test_nf4_gpu.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+SHAPES = [(3584, 3584, True), (512, 3584, True), (3584, 18944, False), (1000, 640, False)]
+
+
+def quantized(n, k, blocksize=64, nested=True):
+    import bitsandbytes.functional as BF
+
+    torch.manual_seed(n + k)
+    w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02
+    return BF.quantize_4bit(w, blocksize=blocksize, compress_statistics=nested, quant_type="nf4")
+
+
+@pytest.mark.parametrize("n,k,has_bias", SHAPES)
+@pytest.mark.parametrize("nested", [True, False])
+def test_the_compiled_kernel_reads_bitsandbytes_weights_exactly(n, k, has_bias, nested):
+    import bitsandbytes.functional as BF
+
+    from bonsai_ui.engine.nf4_gemv import Config, from_quant_state, nf4_gemv
+
+    packed, qs = quantized(n, k, nested=nested)
+    w = from_quant_state(packed, qs)
+    deq = BF.dequantize_4bit(packed, qs)
+    cols = [0, 1, 63, 64, k // 2 + 1, k - 1]
+    for cfg in (None, Config(16, 512, 4, False), Config(8, 256, 4, True)):
+        probe = torch.zeros(len(cols), k, device="cuda", dtype=torch.bfloat16)
+        probe[torch.arange(len(cols)), torch.tensor(cols)] = 1
+        got = torch.stack([nf4_gemv(p.view(1, k), w, None, cfg).view(-1) for p in probe], 1)
+        assert torch.equal(got, deq[:, cols]), cfg
+    bias = torch.randn(n, device="cuda", dtype=torch.bfloat16) if has_bias else None
+    x = torch.randn(1, 1, k, device="cuda", dtype=torch.bfloat16)
+    want = x.float().view(1, k) @ deq.float().T + (bias.float() if has_bias else 0)
+    out = nf4_gemv(x, w, bias)
+    torch.testing.assert_close(out.float().view(1, n), want, rtol=2 ** -7, atol=1e-3)
+    assert all(torch.equal(out, nf4_gemv(x, w, bias)) for _ in range(20))
+
+
+def test_nf4_linear_replays_in_a_cuda_graph():
+    import bitsandbytes as bnb
+
+    from bonsai_ui.engine.nf4_linear import NF4Linear
+
+    base = bnb.nn.Linear4bit(3584, 512, bias=True, compute_dtype=torch.bfloat16, quant_type="nf4")
+    base = base.to(torch.bfloat16).to("cuda")
+    fast = NF4Linear(base)
+    x = torch.randn(1, 1, 3584, device="cuda", dtype=torch.bfloat16)
+    with torch.no_grad():
+        eager = fast(x)
+        torch.testing.assert_close(eager, base(x), rtol=2 ** -6, atol=2e-2)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = fast(x)
+        x.copy_(torch.randn_like(x))
+        graph.replay()
+        assert torch.equal(out, fast(x))
