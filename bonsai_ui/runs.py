@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from .engine import Engine, PromptTooLong, Timing
+from .engine import Engine, PromptTooLong, Timing, fingerprint
 from .prompts import CONTINUE, MODES, load_format, render_prompt
 from .settings import GenerationSettings
 from .splitter import split_reasoning
@@ -54,6 +54,11 @@ class RunState:
     reasoning_generated: str = ""
 
     @property
+    def fingerprint(self) -> str:
+        """Of every token the run's model calls wrote (both calls when it fell back)."""
+        return fingerprint([i for t in self.timings for i in t.token_ids])
+
+    @property
     def stopped(self) -> bool:
         return bool(self.timings) and self.timings[-1].ended_by == "stopped"
 
@@ -76,6 +81,10 @@ def format_stats(timings: list[Timing], model: str, seed: int, *, done: bool,
     end = max((t.last_token or t.started) for t in timings) if done else time.perf_counter()
     parts.append(f"total {end - first.started:.2f} s")
     parts.append(f"{new} new tokens")
+    if done:
+        tokens = fingerprint([i for t in timings for i in t.token_ids])
+        if tokens:
+            parts.append(f"tokens #{tokens}")
     speeds = [t.decode_tps for t in timings if t.decode_tps]
     if speeds:
         weights = [t.new_tokens for t in timings if t.decode_tps]

@@ -132,6 +132,11 @@ APP_OPTIONS: dict[str, Option] = {
                       "CUDA graphs on a GPU; Llama, Mistral and Qwen2 models), generate "
                       "(transformers' generate), or auto (static on CUDA where the model allows)",
                       choices=("auto", "static", "generate")),
+    "nf4_kernel": Option("--nf4-kernel", "BONSAI_NF4_KERNEL", "auto",
+                         "batch-1 product of bitsandbytes NF4 layers in the static decoder: auto (the "
+                         "project's Triton gemv on CUDA, reading the weights as stored; layers it "
+                         "cannot read stay on bitsandbytes, named in the loading line) or off",
+                         choices=("auto", "off")),
     "host": Option("--host", "GRADIO_SERVER_NAME", "127.0.0.1", "address to serve on"),
     "port": Option("--port", "GRADIO_SERVER_PORT", 7860, "port to serve on", type=int),
     "share": Option("--share", "BONSAI_SHARE", "no", "also make a public gradio.live link",
@@ -147,6 +152,7 @@ class AppSettings:
     context_length: int = 8192
     load_in_4bit: str = "auto"
     decoder: str = "auto"
+    nf4_kernel: str = "auto"
     host: str = "127.0.0.1"
     port: int = 7860
     share: str = "no"

@@ -6,6 +6,7 @@ eagerly in float32, where it must agree with the model's own forward pass and wi
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import pytest
@@ -14,8 +15,8 @@ from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, Mistral
                           TopKLogitsWarper, TopPLogitsWarper)
 
 from bonsai_ui.engine import LoadError, Timing, load_engine
-from bonsai_ui.engine.static_decoder import (StaticDecoder, apply_repetition_penalty, choose_token,
-                                             decode, unsupported_reason)
+from bonsai_ui.engine.static_decoder import (PREFILL_CHUNK, StaticDecoder, apply_repetition_penalty,
+                                             choose_token, decode, noise_seed, unsupported_reason)
 from bonsai_ui.prompts import load_format, render_prompt
 from bonsai_ui.settings import AppSettings, GenerationSettings
 
@@ -67,17 +68,60 @@ def test_prefill_logits_match_the_models_own_forward(model):
 
 
 @torch.inference_mode()
-@pytest.mark.parametrize("keep", [8, 30, 49])
-def test_prefill_after_keeping_a_prefix_matches_a_full_forward(model, keep):
+@pytest.mark.parametrize("keep, rest", [(256, 1), (256, 44), (256, 256), (0, 300)])
+def test_prefill_after_keeping_a_prefix_matches_a_full_forward(model, keep, rest):
     """A regenerate after an edit: positions past ``keep`` hold stale entries that must not leak."""
-    first, edited = ids_of(50, seed=1), ids_of(50, seed=1)[:keep] + ids_of(20, seed=2)
-    decoder = StaticDecoder(model, 512)
+    first = ids_of(keep + 40, seed=1)
+    edited = first[:keep] + ids_of(rest, seed=2)
+    decoder = StaticDecoder(model, 1024)
     cache = decoder.new_cache()
     decoder.prefill(cache, first, 0)
+    assert decoder.reusable(cache, edited) == keep
     got = decoder.prefill(cache, edited, keep)
     want = model(torch.tensor([edited])).logits[:, -1]
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-    assert cache.tokens == edited
+    assert cache.tokens == edited and cache.prefilled == len(edited)
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("keep, rest", [(256, 1), (256, 200), (512, 57)])
+def test_prefill_from_a_kept_prefix_equals_a_whole_prefill_bit_for_bit(model, dtype, keep, rest):
+    """Reuse must not change a single bit: the kept entries and the new logits are exactly those of
+    a prefill of the whole prompt into a fresh cache (issue 8)."""
+    model = copy.deepcopy(model).to(dtype)  # the fixture's float32 weights stay as they are
+    decoder = StaticDecoder(model, 1024)
+    prompt = ids_of(keep + rest, seed=7)
+    whole = decoder.new_cache()
+    want = decoder.prefill(whole, prompt, 0)
+    edited_before = prompt[:keep] + ids_of(90, seed=8)  # what the session held before
+    reused = decoder.new_cache()
+    decoder.prefill(reused, edited_before, 0)
+    assert decoder.reusable(reused, prompt) == keep
+    got = decoder.prefill(reused, prompt, keep)
+    assert torch.equal(got, want)
+    n = len(prompt)
+    for a, b in zip(whole.keys + whole.values, reused.keys + reused.values):
+        assert torch.equal(a[:, :, :n], b[:, :, :n])
+
+
+@pytest.mark.parametrize("cached, ids, prefilled, want", [
+    (list(range(600)), list(range(600)), 600, 512),       # the same prompt: last chunk recomputed
+    (list(range(600)), list(range(300)) + [9] * 50, 600, 256),  # an edit at 300
+    (list(range(600)), list(range(255)) + [9] * 50, 600, 0),    # an edit inside the first chunk
+    (list(range(600)), list(range(700)), 300, 256),       # decoded tokens (past 300) are not kept
+    ([], list(range(700)), 0, 0),
+])
+def test_only_whole_prefilled_chunks_are_kept(cached, ids, prefilled, want):
+    from bonsai_ui.engine.reuse import reusable
+
+    assert reusable(cached, ids, prefilled, PREFILL_CHUNK) == want
+
+
+def test_a_prefill_must_start_at_a_chunk_boundary(model):
+    decoder = StaticDecoder(model, 512)
+    with pytest.raises(ValueError, match="chunk boundary"):
+        decoder.prefill(decoder.new_cache(), ids_of(40), 8)
 
 
 @torch.inference_mode()
@@ -156,10 +200,37 @@ def test_sampling_keeps_the_tokens_transformers_keeps(top_k, top_p):
     if top_p < 1.0:
         scores = TopPLogitsWarper(top_p)(None, scores)
     allowed = set(torch.nonzero(scores[0] > float("-inf")).view(-1).tolist())
-    generator = torch.Generator().manual_seed(0)
-    drawn = {int(choose_token(LOGITS, torch.zeros(6, dtype=torch.bool), settings, generator))
-             for _ in range(400)}
+    generator = torch.Generator()
+    drawn = {int(choose_token(LOGITS, torch.zeros(6, dtype=torch.bool), settings, generator, position))
+             for position in range(400)}
     assert drawn == allowed
+
+
+def test_sampling_noise_depends_on_seed_and_position_only():
+    """The same (seed, position) draws the same token whatever ran before; others vary."""
+    settings = GenerationSettings(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, seed=5)
+    seen = torch.zeros(6, dtype=torch.bool)
+    generator = torch.Generator()
+    first = [int(choose_token(LOGITS, seen, settings, generator, p)) for p in range(50)]
+    for p in range(50, 80):  # the generator is used elsewhere in between
+        choose_token(LOGITS, seen, settings, generator, p)
+    again = [int(choose_token(LOGITS, seen, settings, torch.Generator(), p)) for p in range(50)]
+    assert first == again and len(set(first)) > 1
+    other = GenerationSettings(**{**settings.__dict__, "seed": 6})
+    assert [int(choose_token(LOGITS, seen, other, generator, p)) for p in range(50)] != first
+    assert len({noise_seed(s, p) for s in range(20) for p in range(20)}) == 400
+
+
+def test_sampling_follows_the_probabilities():
+    """argmax(p / exponential noise) draws token i with probability p_i."""
+    settings = GenerationSettings(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, seed=3)
+    logits = torch.tensor([[0.0, 1.0, 2.0]])
+    want = logits.softmax(-1)[0]
+    generator = torch.Generator()
+    draws = torch.tensor([int(choose_token(logits, torch.zeros(3, dtype=torch.bool), settings,
+                                            generator, p)) for p in range(6000)])
+    got = torch.bincount(draws, minlength=3) / 6000
+    torch.testing.assert_close(got, want, atol=0.025, rtol=0)
 
 
 def test_greedy_choice_is_the_argmax_after_the_penalty():
@@ -192,19 +263,22 @@ def test_sessions_take_turns_in_the_one_cache_and_keep_their_prefixes(static_eng
     backend = static_engine.backend
     backend.forget_caches()
     short = GenerationSettings(max_new_tokens=2)
-    other = PROMPT.replace("Henri", "Jill")
-    full = backend.count_tokens(PROMPT) - 1
-    text(static_engine, settings=short, session="alice")
+    long = render_prompt(load_format("alpaca"), "reasoning",
+                         "Henri has 3 apples and Jack has 4 pears. " * 40 + "How many fruits?", "")
+    other = long.replace("Henri", "Jill")
+    full = (backend.count_tokens(long) - 1) // PREFILL_CHUNK * PREFILL_CHUNK
+    assert full >= PREFILL_CHUNK
+    text(static_engine, long, settings=short, session="alice")
     text(static_engine, other, settings=short, session="bob")
     assert backend.last_reused_tokens == 0, "bob does not get alice's entries"
-    text(static_engine, settings=short, session="alice")  # alice's entries come back
+    text(static_engine, long, settings=short, session="alice")  # alice's entries come back
     assert backend.last_reused_tokens == full
     for name in ("carol", "dave", "erin"):  # only the two most recent sessions stay saved
-        text(static_engine, settings=short, session=name)
+        text(static_engine, long, settings=short, session=name)
     assert len(backend._saved) == 2
-    text(static_engine, settings=short, session="alice")
+    text(static_engine, long, settings=short, session="alice")
     assert backend.last_reused_tokens == 0
-    text(static_engine, settings=short, session="dave")
+    text(static_engine, long, settings=short, session="dave")
     assert backend.last_reused_tokens == full
 
 
@@ -234,20 +308,16 @@ def test_zerogpu_keeps_generate(monkeypatch, hf_engine):
 
 
 @torch.inference_mode()
-@pytest.mark.parametrize("keep, rest", [(40, 1), (40, 127), (40, 128), (10, 300)])
-def test_chunked_prefill_of_the_rest_matches_a_full_forward(model, keep, rest):
-    """What the GPU replays as prefill graphs: padded chunks whose padding must not leak."""
+@pytest.mark.parametrize("keep, rest", [(256, 1), (256, 255), (256, 256), (0, 300)])
+def test_decoding_on_from_a_kept_prefix_writes_what_generate_writes(model, keep, rest):
+    """Chunks are padded; the padding must not leak into the logits or the tokens that follow."""
     first = ids_of(keep + 30, seed=3)
     edited = first[:keep] + ids_of(rest, seed=4)
-    decoder = StaticDecoder(model, 512)
+    decoder = StaticDecoder(model, 1024)
     cache = decoder.new_cache()
     decoder.prefill(cache, first, 0)
-    got = decoder.prefill(cache, edited, keep, chunked=True)
-    want = model(torch.tensor([edited])).logits[:, -1]
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-    tokens: list[int] = []  # and decoding on from it writes what generate writes
+    tokens: list[int] = []
     settings = GenerationSettings(max_new_tokens=8, temperature=0.0, repetition_penalty=1.0)
-    decoder.prefill = lambda c, ids, start: got  # the cache already holds the edited prompt
     decode(decoder, cache, edited, keep, settings, set(), lambda t: tokens.append(t) or True)
     assert tokens == generate(model, edited, 8)
 
@@ -263,8 +333,8 @@ def test_a_prefill_that_fails_half_way_claims_nothing_it_overwrote(model, monkey
 
     monkeypatch.setattr(decoder.layers[-1].mlp.down_proj, "forward", boom)
     with pytest.raises(RuntimeError, match="oom"):
-        decoder.prefill(cache, first[:20] + ids_of(40, seed=6), 20)  # layers before the last wrote
-    assert cache.tokens == first[:20]
+        decoder.prefill(cache, first[:20] + ids_of(40, seed=6), 0)  # layers before the last wrote
+    assert cache.tokens == [] and cache.prefilled == 0
 
 
 def test_a_save_that_runs_out_of_memory_drops_reuse_and_keeps_serving(static_engine, monkeypatch):

@@ -11,11 +11,11 @@ import importlib.util
 import time
 
 from ..settings import AppSettings
-from .core import Engine, PromptTooLong, Timing
+from .core import Engine, PromptTooLong, Timing, fingerprint
 from .protocol import Backend, Chunk, LoadError
 from .source import ModelSource, Progress, resolve
 
-__all__ = ["Engine", "PromptTooLong", "Timing", "Backend", "Chunk", "LoadError", "load_engine",
+__all__ = ["Engine", "PromptTooLong", "Timing", "fingerprint", "Backend", "Chunk", "LoadError", "load_engine",
            "choose_backend", "cuda_available"]
 
 

@@ -6,14 +6,24 @@ cache, so runs take a lock. Stop strings and timing are applied here, identicall
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..settings import GenerationSettings
 from ..splitter import StopFilter
 from .protocol import Backend
+
+
+def fingerprint(ids: list[int]) -> str:
+    """8 hex digits naming exact output tokens: two runs with the same fingerprint wrote the same
+    tokens (a chance collision is 1 in 4 billion); "" when there are none."""
+    if not ids:
+        return ""
+    return hashlib.blake2b(array("q", ids).tobytes(), digest_size=4).hexdigest()
 
 
 class PromptTooLong(ValueError):
@@ -31,6 +41,11 @@ class Timing:
     last_token: float | None = None
     ended_by: str = ""  # "end of text", "stop string", "max new tokens", "stopped"
     reused_tokens: int | None = None  # prompt tokens served from the KV cache, where known
+    token_ids: list[int] = field(default_factory=list)  # the new tokens, for the fingerprint
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.token_ids)
 
     @property
     def ttft(self) -> float | None:
@@ -71,6 +86,7 @@ class Engine:
             timing.started = time.perf_counter()
             for chunk in self.backend.stream(prompt, settings, cancel, session):
                 now = time.perf_counter()
+                timing.token_ids.extend(chunk.ids)
                 if chunk.tokens > timing.new_tokens:
                     timing.first_token = timing.first_token or now
                     timing.last_token = now

@@ -2,7 +2,9 @@
 
 It drives ``Llama.generate`` token by token rather than ``create_completion``: that gives exact token
 counts, a cancel check after every token, and llama.cpp's own KV-cache prefix reuse between calls,
-which makes regenerating after an edit late in the reasoning cheap.
+which makes regenerating after an edit late in the reasoning cheap. The reuse is cut back to whole
+``n_batch`` batches of prompt tokens (``reuse.reusable``), so llama.cpp evaluates a kept prompt in
+exactly the batches a full re-encode uses and writes the same tokens.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Iterator
 from ..prompts import ChatTemplate
 from ..settings import AppSettings, GenerationSettings
 from .protocol import Chunk, Emit, LoadError, worker_stream
+from .reuse import reusable, starts_with_bos
 from .source import ModelSource, Progress
 
 
@@ -34,6 +37,7 @@ class LlamaCppBackend:
         self.chat = ChatTemplate(meta.get("tokenizer.chat_template"), self.bos_text,
                                  vocab.token_get_text(llm.token_eos()) if llm.token_eos() >= 0 else "")
         self.last_reused_tokens = 0  # prompt tokens served from the KV cache on the last call
+        self._prefilled = 0  # of the context's tokens, how many came from a prompt (not decoded)
         self.ignore_eos = False  # benchmarks only: always generate max_new_tokens
 
     @classmethod
@@ -51,7 +55,7 @@ class LlamaCppBackend:
         return cls(llm, source.display_name)
 
     def encode(self, prompt: str) -> list[int]:
-        add_bos = not (self.bos_text and prompt.startswith(self.bos_text))
+        add_bos = not starts_with_bos(prompt, self.bos_text)
         return self.llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
 
     def count_tokens(self, prompt: str) -> int:
@@ -66,13 +70,12 @@ class LlamaCppBackend:
         tokens = self.encode(prompt)
 
         def work(emit: Emit):
-            cached = self.llm._input_ids[: self.llm.n_tokens]  # noqa: SLF001
-            reused = 0
-            for a, b in zip(cached, tokens):
-                if a != b:
-                    break
-                reused += 1
-            self.last_reused_tokens = reused
+            cached = list(self.llm._input_ids[: self.llm.n_tokens])  # noqa: SLF001
+            keep = reusable(cached, tokens, self._prefilled, self.llm.n_batch)
+            # Llama.generate keeps the longest prefix of its first n_tokens: make that ``keep``
+            self.llm.n_tokens = keep
+            self._prefilled = len(tokens)
+            self.last_reused_tokens = keep
             self.llm.set_seed(settings.seed)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             count = 0
@@ -82,7 +85,7 @@ class LlamaCppBackend:
                 if self._is_end(token) and not self.ignore_eos:
                     break
                 count += 1
-                emit(decoder.decode(self.llm.detokenize([token])), count)
+                emit(decoder.decode(self.llm.detokenize([token])), count, (token,))
                 if count >= settings.max_new_tokens or cancel.is_set():
                     break
             tail = decoder.decode(b"", final=True)

@@ -20,6 +20,7 @@ from ..settings import GenerationSettings
 class Chunk:
     text: str
     tokens: int  # new tokens generated so far in this call, counting this chunk
+    ids: tuple[int, ...] = ()  # the token ids this chunk adds, for the run's fingerprint
 
 
 class Backend(Protocol):
@@ -43,7 +44,7 @@ class LoadError(RuntimeError):
     """A model that cannot be loaded; the message names the model and the cause."""
 
 
-Emit = Callable[[str, int], None]
+Emit = Callable[..., None]  # emit(text, tokens_so_far, new_ids=())
 
 # Seconds without a single token before a run is declared stuck. Generous: the first token of a
 # 32B model on a busy GPU can take long, but a dead worker must never hang the UI forever.
@@ -106,7 +107,7 @@ def worker_stream(work: Callable[[Emit], None], cancel: threading.Event,
 
     def job():
         try:
-            work(lambda text, tokens: q.put(Chunk(text, tokens)))
+            work(lambda text, tokens, ids=(): q.put(Chunk(text, tokens, tuple(ids))))
         except BaseException as error:  # noqa: BLE001 - handed over to the consumer
             q.put(_Failure(error))
 

@@ -15,10 +15,17 @@ model's own forward pass in float32.
 
 The static cache also makes prefix reuse simple: keeping the first ``k`` positions of a session's
 cache is just starting the next prefill at ``k``.
+
+Same input, same tokens (issue 8): every prefill runs in PREFILL_CHUNK-token chunks at absolute
+positions 0, C, 2C, ... and a kept prefix is cut back to a chunk boundary (``reuse.reusable``), so a
+regenerate computes each position exactly as a full re-encode does; attention runs only on kernels
+whose forward pass is deterministic (not cuDNN's); sampled tokens draw their noise from a generator
+seeded by (seed, position), never from a stream shared across steps or runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -26,10 +33,28 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .reuse import reusable
+
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 MIN_WINDOW = 256  # smallest attention window a graph is captured for
-PREFILL_CHUNK = 128  # tokens per captured prefill graph
-MAX_CHUNKED_PREFILL = 512  # a longer rest is prefilled eagerly, in one batch
+# Tokens per prefill chunk, the unit of prefix reuse. 256: a 2k-token prompt is 9 chunks (at 4-bit
+# each chunk de-quantizes every weight once, ~7 ms at 7B on an H200), and a late edit recomputes at
+# most one chunk beyond the edit.
+PREFILL_CHUNK = 256
+
+
+def deterministic_attention():
+    """Attention kernels whose forward pass gives the same bits run after run.
+
+    PyTorch's SDPA may pick cuDNN's fused attention on Hopper, which PyTorch itself excludes when
+    deterministic algorithms are asked for; flash, memory-efficient and math forwards are
+    deterministic. Applied around every CUDA forward of both decoding loops.
+    """
+    if not torch.cuda.is_available():
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def unsupported_reason(model) -> str | None:
@@ -91,9 +116,10 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 class KVCache:
     """Preallocated keys and values, the tokens whose entries are valid, and the graphs bound to them."""
 
-    keys: list[torch.Tensor]  # per layer: (1, kv_heads, length, head_dim)
+    keys: list[torch.Tensor]  # per layer: (1, kv_heads, capacity, head_dim)
     values: list[torch.Tensor]
     tokens: list[int] = field(default_factory=list)
+    prefilled: int = 0  # the first positions of ``tokens`` written by a prefill (reusable ones)
     graphs: dict = field(default_factory=dict)  # window or ("chunk", window) -> (graph, logits)
 
 
@@ -117,14 +143,16 @@ class StaticDecoder:
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.length = length
+        # room for the last chunk's padding: buffers are a whole number of chunks
+        self.capacity = -(-length // PREFILL_CHUNK) * PREFILL_CHUNK
         # Mistral applies its sliding window on every layer (Qwen2's per-layer kind is unsupported)
         self.sliding_window = getattr(config, "sliding_window", None) \
             if config.model_type == "mistral" else None
         self.device = self.inner.embed_tokens.weight.device
         self.dtype = self.inner.embed_tokens.weight.dtype
-        cos, sin = rope_tables(config, length, self.device)
+        cos, sin = rope_tables(config, self.capacity, self.device)
         self.cos, self.sin = cos.to(self.dtype), sin.to(self.dtype)
-        self.positions = torch.arange(length, device=self.device)
+        self.positions = torch.arange(self.capacity, device=self.device)
         self.use_graphs = self.device.type == "cuda" if use_graphs is None else use_graphs
         # step inputs: graphs read these fixed tensors, so a step only rewrites their contents
         self.step_ids = torch.zeros((1, 1), dtype=torch.long, device=self.device)
@@ -137,10 +165,10 @@ class StaticDecoder:
         self.cache = self.new_cache()  # the one the backend uses; tests make more
 
     def windows(self) -> list[int]:
-        """Every value ``window_for`` can return: MIN_WINDOW doubling, the last one the cache length."""
-        windows = [min(MIN_WINDOW, self.length)]
-        while windows[-1] < self.length:
-            windows.append(min(windows[-1] * 2, self.length))
+        """Every value ``window_for`` can return: MIN_WINDOW doubling, the last one the capacity."""
+        windows = [min(MIN_WINDOW, self.capacity)]
+        while windows[-1] < self.capacity:
+            windows.append(min(windows[-1] * 2, self.capacity))
         return windows
 
     def capture_all(self, cache: KVCache) -> None:
@@ -149,14 +177,14 @@ class StaticDecoder:
             for window in self.windows():
                 if window not in cache.graphs:
                     self._capture(cache, window)
-                if window >= PREFILL_CHUNK and ("chunk", window) not in cache.graphs:
+                if ("chunk", window) not in cache.graphs:
                     self._capture(cache, window, chunk=True)
 
     @staticmethod
     def save(cache: KVCache) -> tuple[list[int], list[torch.Tensor], list[torch.Tensor]]:
         """A copy of the cache's valid entries only, to restore later (far smaller than the cache)."""
-        n = len(cache.tokens)
-        return (list(cache.tokens), [k[:, :, :n].clone() for k in cache.keys],
+        n = cache.prefilled  # only these can ever be reused
+        return (list(cache.tokens[:n]), [k[:, :, :n].clone() for k in cache.keys],
                 [v[:, :, :n].clone() for v in cache.values])
 
     @staticmethod
@@ -166,9 +194,14 @@ class StaticDecoder:
         for dst, src in zip(cache.keys + cache.values, keys + values):
             dst[:, :, :n].copy_(src)
         cache.tokens = list(tokens)
+        cache.prefilled = n
+
+    def reusable(self, cache: KVCache, ids: list[int]) -> int:
+        """Positions of ``cache`` that a prefill of ``ids`` may keep (whole chunks, see reuse.py)."""
+        return reusable(cache.tokens, ids, cache.prefilled, PREFILL_CHUNK)
 
     def new_cache(self) -> KVCache:
-        shape = (1, self.kv_heads, self.length, self.head_dim)
+        shape = (1, self.kv_heads, self.capacity, self.head_dim)
         n = len(self.layers)
         return KVCache([torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(n)],
                        [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(n)])
@@ -183,6 +216,11 @@ class StaticDecoder:
         (n, window) allows; ``last`` (1,) picks the position whose logits are returned (default the
         final one). No Python branch depends on tensor values, so a CUDA graph can record it.
         """
+        with deterministic_attention():
+            return self._layers(cache, ids, pos, window, mask, last)
+
+    def _layers(self, cache: KVCache, ids: torch.Tensor, pos: torch.Tensor, window: int,
+                mask: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
         n = ids.shape[1]
         h = self.inner.embed_tokens(ids)
         cos = self.cos.index_select(0, pos)[None, None]  # (1, 1, n, d)
@@ -215,43 +253,37 @@ class StaticDecoder:
             mask = mask & (keys > pos[:, None] - self.sliding_window)
         return mask
 
-    def prefill(self, cache: KVCache, ids: list[int], start: int,
-                chunked: bool | None = None) -> torch.Tensor:
+    def prefill(self, cache: KVCache, ids: list[int], start: int) -> torch.Tensor:
         """Run ``ids[start:]`` (the first ``start`` positions are already in the cache).
 
-        A short rest -- what a regenerate after a late edit leaves -- goes through captured
-        chunk graphs: an eager prefill of a hundred tokens costs more in launches (and, at 4-bit,
-        in de-quantizing every weight) than in arithmetic. ``chunked`` forces the choice (tests).
+        Always in PREFILL_CHUNK-token chunks at absolute positions, from captured graphs on CUDA:
+        the same computation for a position whether the prompt is encoded whole or from a kept
+        prefix, and for a short rest (a regenerate after a late edit) no eager launches.
         """
+        if start % PREFILL_CHUNK:
+            raise ValueError(f"a prefill starts at a chunk boundary, not at {start}")
         n = len(ids)
         # entries from ``start`` on are about to be overwritten: should this fail half-way, the
         # cache must not claim them for the old tokens
         del cache.tokens[start:]
-        if chunked is None:
-            chunked = (0 < n - start <= MAX_CHUNKED_PREFILL and ("chunk", self.length) in cache.graphs)
-        chunks = -(-(n - start) // PREFILL_CHUNK)  # rounded up; the last one is padded
-        if chunked and start + chunks * PREFILL_CHUNK <= self.length:
-            logits = None
-            for at in range(start, n, PREFILL_CHUNK):
-                logits = self._prefill_chunk(cache, ids[at:at + PREFILL_CHUNK], at)
-            cache.tokens = list(ids)
-            return logits
-        new = torch.tensor([ids[start:]], dtype=torch.long, device=self.device)
-        pos = self.positions[start:n]
-        logits = self._forward(cache, new, pos, n, self._mask(pos, n))
+        cache.prefilled = min(cache.prefilled, start)
+        logits = None
+        for at in range(start, n, PREFILL_CHUNK):
+            logits = self._prefill_chunk(cache, ids[at:at + PREFILL_CHUNK], at)
         cache.tokens = list(ids)
+        cache.prefilled = n
         return logits
 
     def _prefill_chunk(self, cache: KVCache, ids: list[int], start: int) -> torch.Tensor:
         """Up to PREFILL_CHUNK tokens at ``start``, padded; the padding writes entries past the
-        real ones, which nothing reads before a later step overwrites them."""
+        real ones, which nothing reads before a later step overwrites them (they are masked)."""
         m = len(ids)
         padded = ids + [ids[-1]] * (PREFILL_CHUNK - m)
         self.chunk_ids.copy_(torch.tensor([padded], dtype=torch.long), non_blocking=True)
         self.chunk_pos.copy_(self.positions[start:start + PREFILL_CHUNK])
         self.chunk_last.fill_(m - 1)
         window = self.window_for(start + PREFILL_CHUNK - 1)
-        entry = cache.graphs.get(("chunk", window))
+        entry = cache.graphs.get(("chunk", window)) if self.use_graphs else None
         if entry is None:
             return self._chunk_eager(cache, window)
         entry[0].replay()
@@ -265,7 +297,7 @@ class StaticDecoder:
         window = MIN_WINDOW
         while window <= position:
             window *= 2
-        return min(window, self.length)
+        return min(window, self.capacity)
 
     def ready(self, cache: KVCache, position: int) -> bool:
         """Whether a step at ``position`` runs without capturing a graph first."""
@@ -326,23 +358,44 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
     return torch.where(seen, penalized, logits)
 
 
+def noise_seed(seed: int, position: int) -> int:
+    """The sampling noise's seed for the token at ``position``: a function of the run's seed and
+    the position alone, so a token is drawn the same way whatever ran before it in the process,
+    and whether the prompt was encoded whole or from a kept prefix (splitmix64's odd constants)."""
+    return (seed * 0x9E3779B97F4A7C15 + (position + 1) * 0xBF58476D1CE4E5B9) % (2**63 - 1)
+
+
 def choose_token(logits: torch.Tensor, seen: torch.Tensor, settings,
-                 generator: torch.Generator | None) -> torch.Tensor:
-    """Next token id (a (1,) device tensor), in transformers' order: penalty, temperature, top-k, top-p."""
+                 generator: torch.Generator | None, position: int = 0) -> torch.Tensor:
+    """Next token id (a (1,) device tensor), in transformers' order: penalty, temperature, top-k, top-p.
+
+    Sampling draws exponential noise and takes ``argmax(p / noise)``, which picks token i with
+    probability p_i (the "Gumbel-max" trick, as gpt-fast does): unlike ``torch.multinomial`` it never
+    waits for the device, and its noise comes from ``noise_seed(seed, position)``. With top-k, top-p
+    runs on the k best alone (a sort of k values, not of the vocabulary); where several tokens tie
+    with the k-th logit, the first k are kept (transformers keeps every tied one).
+    """
     logits = apply_repetition_penalty(logits, seen, settings.repetition_penalty)
     if settings.greedy:
         return logits.argmax(-1)
     logits = logits / settings.temperature
-    if settings.top_k:
-        kth = torch.topk(logits, min(settings.top_k, logits.shape[-1])).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+    index = None
+    if settings.top_k:  # from here on only the k best count: no sort of the whole vocabulary
+        logits, index = torch.topk(logits, min(settings.top_k, logits.shape[-1]))
     if settings.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=False)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        ascending, order = (logits.flip(-1), None) if index is not None else \
+            torch.sort(logits, descending=False)
+        cumulative = ascending.softmax(-1).cumsum(-1)
         remove = cumulative <= (1 - settings.top_p)
         remove[..., -1:] = False  # always keep the most likely token
-        logits = logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator).view(-1)
+        ascending = ascending.masked_fill(remove, float("-inf"))
+        logits = ascending.flip(-1) if order is None else \
+            logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+    probs = logits.softmax(-1)
+    generator.manual_seed(noise_seed(settings.seed, position))
+    noise = torch.empty_like(probs).exponential_(generator=generator)
+    choice = (probs / noise).argmax(-1)
+    return choice if index is None else index.gather(-1, choice[..., None]).view(-1)
 
 
 def decode(decoder: StaticDecoder, cache: KVCache, ids: list[int], start: int, settings,
@@ -350,7 +403,8 @@ def decode(decoder: StaticDecoder, cache: KVCache, ids: list[int], start: int, s
     """Prefill, then decode until ``on_token`` returns False, EOS, max tokens or a full cache.
 
     ``on_token`` gets each new id as soon as it is known. The next step is launched before the host
-    waits for the current id, so detokenizing and streaming overlap the GPU's work.
+    waits for the current id, so detokenizing and streaming overlap the GPU's work; nothing the
+    host does with the id feeds back into the device's work, so this changes no token.
     """
     device = decoder.device
     vocab = decoder.model.lm_head.out_features if hasattr(decoder.model.lm_head, "out_features") \
@@ -358,16 +412,13 @@ def decode(decoder: StaticDecoder, cache: KVCache, ids: list[int], start: int, s
     seen = torch.zeros(vocab, dtype=torch.bool, device=device)
     if settings.repetition_penalty != 1.0:
         seen[torch.tensor(ids, device=device)] = True
-    generator = None
-    if not settings.greedy:
-        generator = torch.Generator(device=device)
-        generator.manual_seed(settings.seed)
+    generator = None if settings.greedy else torch.Generator(device=device)
     host = torch.zeros(1, dtype=torch.long, pin_memory=device.type == "cuda")
     copied = torch.cuda.Event() if device.type == "cuda" else None  # re-recorded every token
     logits = decoder.prefill(cache, ids, start)
     position = len(ids)
     for count in range(1, settings.max_new_tokens + 1):
-        token = choose_token(logits, seen, settings, generator)
+        token = choose_token(logits, seen, settings, generator, position)
         host.copy_(token, non_blocking=True)
         if copied is not None:
             copied.record()

@@ -22,7 +22,9 @@ from ..settings import AppSettings, GenerationSettings
 from ..zerogpu import on_zerogpu
 from .protocol import Chunk, Emit, LoadError, worker_stream
 from .source import ModelSource, Progress
-from .static_decoder import StaticDecoder, decode, unsupported_reason
+from .reuse import reusable, starts_with_bos
+from .static_decoder import (PREFILL_CHUNK, StaticDecoder, decode, deterministic_attention,
+                             unsupported_reason)
 
 
 class _CancelCriteria(StoppingCriteria):
@@ -66,9 +68,9 @@ class _IncrementalDetokenizer(BaseStreamer):
         after = self.tokenizer.decode(self.ids[self.prefix:], skip_special_tokens=True)
         if len(after) > len(before) and not after.endswith("\ufffd"):
             self.prefix, self.read = self.read, len(self.ids)
-            self.emit(after[len(before):], self.count)
+            self.emit(after[len(before):], self.count, new)
         else:
-            self.emit("", self.count)
+            self.emit("", self.count, new)
 
     def end(self):
         pass
@@ -77,23 +79,6 @@ class _IncrementalDetokenizer(BaseStreamer):
 # Regenerating after an edit re-sends a prompt whose start is unchanged; keeping each session's last
 # KV cache lets the model skip re-reading that start. A few sessions, least recently used dropped.
 PREFIX_CACHE_SESSIONS = int(os.environ.get("BONSAI_PREFIX_CACHE_SESSIONS", "4"))
-MIN_REUSE_TOKENS = 8  # below this, cropping a cache costs more than re-reading the tokens
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def reusable(cached: list[int], ids: list[int]) -> int:
-    """How many cached positions a prompt ``ids`` can keep: its common prefix, short of its last
-    token (which must be fed to get logits), and none at all below MIN_REUSE_TOKENS."""
-    keep = min(common_prefix(cached, ids), len(ids) - 1)
-    return keep if keep >= MIN_REUSE_TOKENS else 0
 
 
 def cache_length(cache) -> int:
@@ -132,20 +117,25 @@ class TransformersBackend:
                                  tokenizer.bos_token or "", tokenizer.eos_token or "")
         self.ignore_eos = False  # benchmarks only: always generate max_new_tokens
         self.prefix_reuse = PREFIX_CACHE_SESSIONS > 0
-        self._caches: OrderedDict[str, tuple[list[int], object]] = OrderedDict()
+        self._caches: OrderedDict[str, tuple[list[int], object, int]] = OrderedDict()
         self.last_reused_tokens = 0
         self._last_encoded: tuple[str | None, list[int]] = (None, [])
         self.decoder: StaticDecoder | None = None  # set by use_decoder()
         self.decoder_note = "generate"
+        self._nf4_installed = False  # the NF4 batch-1 kernel is on the model's 4-bit layers
         self._saved: OrderedDict[str, tuple] = OrderedDict()  # session -> StaticDecoder.save()
         self._owner: str | None = None  # whose entries the decoder's cache holds
         self._decoding = threading.Lock()  # held while a run uses the decoder's cache
 
-    def use_decoder(self, mode: str) -> None:
+    def use_decoder(self, mode: str, nf4_kernel: str = "auto") -> None:
         """Pick the decoding loop: ``auto`` takes the static decoder on CUDA where it applies.
 
-        Asking for ``static`` on a model it can't run is a load error, not a silent fallback.
+        Asking for ``static`` on a model it can't run is a load error, not a silent fallback. With
+        the static decoder on CUDA, bitsandbytes NF4 layers get the project's batch-1 kernel
+        (``nf4_linear``) unless ``nf4_kernel`` is ``off``; it is installed before the graphs are
+        captured, so they record it.
         """
+        self._fast_linears(False)
         if mode == "generate" or (mode == "auto" and self.model.device.type != "cuda"):
             self.decoder, self.decoder_note = None, "generate"
             return
@@ -160,6 +150,7 @@ class TransformersBackend:
                 raise LoadError(f"--decoder static: {reason}")
             self.decoder, self.decoder_note = None, f"generate ({reason} needs it)"
             return
+        kernel_note = self._fast_linears(nf4_kernel == "auto" and self.model.device.type == "cuda")
         decoder = StaticDecoder(self.model, self.context_length)
         try:  # capture every graph now, and run once: a failure shows at load, not mid-demo
             with torch.inference_mode():
@@ -173,13 +164,34 @@ class TransformersBackend:
                            GenerationSettings(max_new_tokens=2, temperature=0.0), set(),
                            lambda t: True)
         except Exception as error:  # noqa: BLE001 - fall back, and say why
+            self._fast_linears(False)
             if mode == "static":
                 raise LoadError(f"--decoder static failed: {type(error).__name__}: {error}") from error
             self.decoder_note = f"generate (static decoder failed: {type(error).__name__}: {error})"
             return
         decoder.cache.tokens = []
         self.decoder = decoder
-        self.decoder_note = "static KV cache" + (" + CUDA graphs" if decoder.use_graphs else "")
+        self.decoder_note = "static KV cache" + (" + CUDA graphs" if decoder.use_graphs else "") + \
+            (f"; {kernel_note}" if kernel_note else "")
+
+    def _fast_linears(self, on: bool) -> str:
+        """Put the NF4 batch-1 kernel on the model's 4-bit layers (or take it off); the note says
+        on how many, and why any stay on bitsandbytes. Imported only when asked for: it needs
+        bitsandbytes and Triton."""
+        if not on:
+            if getattr(self, "_nf4_installed", False):
+                from .nf4_linear import uninstall_fast_linears
+
+                uninstall_fast_linears(self.model)
+                self._nf4_installed = False
+            return ""
+        try:
+            from .nf4_linear import install_fast_linears
+        except ImportError as error:
+            return f"NF4 kernel off ({error})"
+        note = install_fast_linears(self.model)
+        self._nf4_installed = bool(note)
+        return note
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -201,7 +213,7 @@ class TransformersBackend:
         trained = getattr(model.config, "max_position_embeddings", None) or settings.context_length
         backend = cls(model, tokenizer, source.display_name, min(trained, settings.context_length),
                       eos_ids)
-        backend.use_decoder(settings.decoder)
+        backend.use_decoder(settings.decoder, settings.nf4_kernel)
         progress(f"decoding with {backend.decoder_note}", 0.95)
         return backend
 
@@ -233,8 +245,7 @@ class TransformersBackend:
         if last_prompt == prompt:
             return last_ids
         # A chat template may already have written the BOS token as text; don't add a second one.
-        bos = self.tokenizer.bos_token
-        add_special = not (bos and prompt.startswith(bos))
+        add_special = not starts_with_bos(prompt, self.tokenizer.bos_token or "")
         ids = self.tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
         self._last_encoded = (prompt, ids)
         return ids
@@ -260,14 +271,14 @@ class TransformersBackend:
         entry = self._caches.pop(session, None)
         if entry is None or not self.prefix_reuse:
             return None, 0
-        cached_ids, cache = entry
-        keep = reusable(cached_ids, ids)
+        cached_ids, cache, prefilled = entry
+        keep = reusable(cached_ids, ids, prefilled, PREFILL_CHUNK)
         return (crop_cache(cache, keep), keep) if keep else (None, 0)
 
-    def _keep_cache(self, session: str, sequence: list[int], cache) -> None:
+    def _keep_cache(self, session: str, sequence: list[int], cache, prefilled: int) -> None:
         if not self.prefix_reuse or cache is None:
             return
-        self._caches[session] = (sequence[: cache_length(cache)], cache)
+        self._caches[session] = (sequence[: cache_length(cache)], cache, prefilled)
         while len(self._caches) > PREFIX_CACHE_SESSIONS:
             self._caches.popitem(last=False)
 
@@ -301,7 +312,7 @@ class TransformersBackend:
             else:
                 cache.tokens = []
             self._owner = session
-        return reusable(cache.tokens, ids) if self.prefix_reuse else 0
+        return self.decoder.reusable(cache, ids) if self.prefix_reuse else 0
 
     def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
                session: str = "") -> Iterator[Chunk]:
@@ -310,20 +321,35 @@ class TransformersBackend:
             return self._stream_static(ids, settings, cancel, session)
         device = self.model.device
         input_ids = torch.tensor([ids], device=device)
-        cache, self.last_reused_tokens = self._take_cache(session, ids)
+        cache, keep = self._take_cache(session, ids)
+        self.last_reused_tokens = keep
 
         def work(emit: Emit):
             streamer = _IncrementalDetokenizer(self.tokenizer, ids, emit)
-            extra = {"past_key_values": cache} if cache is not None else {}
-            with torch.inference_mode():
+            with torch.inference_mode(), deterministic_attention():
+                past = self._prefill_chunks(input_ids, cache, keep)
+                extra = {"past_key_values": past} if past is not None else {}
                 torch.manual_seed(settings.seed)
                 out = self.model.generate(
                     input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                     streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]),
                     return_dict_in_generate=True, **extra, **self.generate_kwargs(settings))
-            self._keep_cache(session, out.sequences[0].tolist(), getattr(out, "past_key_values", None))
+            self._keep_cache(session, out.sequences[0].tolist(), getattr(out, "past_key_values", None),
+                             len(ids))
 
         return worker_stream(work, cancel)
+
+    def _prefill_chunks(self, input_ids: torch.Tensor, cache, start: int):
+        """Feed whole PREFILL_CHUNK-token chunks from ``start`` (a chunk boundary) up to the last
+        boundary before the prompt's final token; ``generate`` then feeds the rest (1 to
+        PREFILL_CHUNK tokens) itself. Same chunks whether the prompt is encoded whole or from a kept
+        prefix, so reuse gives the same tokens as a full re-encode (see reuse.py)."""
+        end = (input_ids.shape[1] - 1) // PREFILL_CHUNK * PREFILL_CHUNK
+        for at in range(start, end, PREFILL_CHUNK):
+            out = self.model(input_ids=input_ids[:, at:at + PREFILL_CHUNK], past_key_values=cache,
+                             use_cache=True, logits_to_keep=1)
+            cache = out.past_key_values
+        return cache
 
     def _stream_static(self, ids: list[int], settings: GenerationSettings, cancel: threading.Event,
                        session: str) -> Iterator[Chunk]:
