@@ -1,0 +1,9 @@
+"""The Gradio page, one module per part: ``editor`` (the editor and its runs, the public API),
+``workbench_tabs`` (attempts, compare, export), composed and wired by ``page.build_ui``; labels in
+``texts``, shared pieces in ``common``."""
+
+from .common import LoadStatus
+from .page import CSS, build_ui, launch_kwargs
+from .texts import I18N, TEXTS, TITLE, t
+
+__all__ = ["CSS", "I18N", "LoadStatus", "TEXTS", "TITLE", "build_ui", "launch_kwargs", "t"]

@@ -1,0 +1,64 @@
+"""The page: the model's status line, the editor, the workbench tabs, composed and wired together.
+
+Each part is built by its own module and returned as a dataclass of its components; the events
+that join two parts (a finished run enters the history) are wired here.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..runs import Runner
+from .common import PRIVATE, LoadStatus
+from .editor import build_editor
+from .texts import I18N, TITLE, t
+from .workbench_tabs import build_workbench
+
+CSS = """
+#stats { font-size: 0.9em; opacity: 0.85; }
+.mono textarea { font-family: ui-monospace, monospace; font-size: 0.85em; }
+#response-box { min-height: 6em; border: 1px solid var(--border-color-primary);
+                border-radius: var(--radius-lg); padding: var(--spacing-lg); }
+#interventions button { flex: 0 1 auto; }
+.diff .textfield { display: block; font-size: 0; line-height: 1.7; word-break: normal; }
+.diff .token-container, .diff .token, .diff .token.highlighted { display: inline; margin: 0; padding: 0; }
+.diff .text { font-size: var(--text-md); white-space: pre-wrap; background-color: inherit; }
+.diff .line-break { display: block; }
+.diff .token[style*="254, 202, 202"] .text { text-decoration: line-through; }
+"""
+
+
+def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable" = "alpaca") -> gr.Blocks:
+    """``default_format`` may be a function: it is called once the model is ready (auto format)."""
+
+    def refresh(seen_ready: bool):
+        ready = status.ready and runner.engine is not None
+        fmt = gr.Dropdown()
+        if ready and not seen_ready:
+            fmt = gr.Dropdown(value=default_format() if callable(default_format) else default_format)
+        return status.markdown(runner), gr.Timer(active=not ready and not status.error), fmt, ready
+
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(t("intro"))
+        model_status = gr.Markdown(status.markdown(runner), elem_id="model-status")
+        timer = gr.Timer(0.5)
+        seen_ready = gr.State(False)
+        editor = build_editor(runner, default_format if isinstance(default_format, str) else "alpaca")
+        bench = build_workbench(editor)
+        for event in editor.runs:
+            bench.record_after(event)
+
+        refresh_args = dict(fn=refresh, inputs=seen_ready,
+                            outputs=[model_status, timer, editor.prompt_format, seen_ready], **PRIVATE)
+        timer.tick(**refresh_args)
+        demo.load(**refresh_args)
+        bench.load_after(demo.load)
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """Theme, CSS and translations go to launch() in Gradio 6. System fonts: a Space may have no
+    font CDN."""
+    theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                           font_mono=["ui-monospace", "monospace"])
+    return dict(theme=theme, css=CSS, i18n=I18N)

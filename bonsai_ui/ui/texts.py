@@ -1,0 +1,92 @@
+"""Every label of the page, in English and Japanese (gr.I18n keys, shown after the browser's
+language). Messages made on the server (errors, notices, stats) stay bilingual, since the server
+does not know the language."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..prompts import MODES, interventions
+from ..settings import GENERATION_BOUNDS
+
+TITLE = "BONSAI Reasoning Editor"
+
+# Every label of the page: key -> (English, Japanese).
+TEXTS: dict[str, tuple[str, str]] = {
+    "intro": (f"# 🌳 {TITLE}\nAsk a question, watch the model **reason** and then **respond**. Edit "
+              "the reasoning and regenerate: the answer follows the reasoning.",
+              "# 🌳 BONSAI 推論エディタ\n質問すると、モデルが**推論**してから**回答**します。推論を書き換えて"
+              "回答を再生成すると、回答が推論に従って変わります。"),
+    "question": ("Question", "質問"),
+    "question_placeholder": ("Type a question, or click an example below", "質問を入力するか、下の例をクリック"),
+    "input": ("Input (optional)", "入力（任意）"),
+    "mode": ("Mode", "モード"),
+    "mode_reasoning": ("reasoning: the model reasons, then answers", "推論: 推論してから回答"),
+    "mode_special": ("special: answer from the reasoning below", "特別: 下の推論から回答"),
+    "mode_vanilla": ("vanilla: answer directly, no reasoning", "通常: 推論なしで回答"),
+    "format": ("Prompt format", "プロンプト形式"),
+    "format_info": ("alpaca: the seed's fine-tuned models; think: chat models with <think> tags",
+                    "alpaca: 元記事のファインチューニング済みモデル、think: <think>タグのチャットモデル"),
+    "generate": ("Generate ▶", "生成 ▶"),
+    "stop": ("Stop ■", "停止 ■"),
+    "reasoning": ("Reasoning", "推論"),
+    "reasoning_info": ("Edit it, then regenerate the response or continue the reasoning",
+                       "編集してから、回答を再生成するか推論を続けます"),
+    "regenerate": ("Regenerate response from this reasoning ↻", "この推論から回答を再生成 ↻"),
+    "continue": ("Continue reasoning ⇢", "推論を続ける ⇢"),
+    "response": ("**Response**", "**回答**"),
+    "settings": ("Generation settings", "生成設定"),
+    "prompt_preview": ("Prompt preview", "プロンプト"),
+    "prompt": ("Exact text for the model: a preview as you type, what was sent after a run",
+               "モデルに送るテキスト（入力中はプレビュー、実行後は送ったもの）"),
+    "examples": ("Examples from the seed document (one click loads them)", "例題（クリックで読み込み）"),
+    "tab_attempts": ("Attempts", "試行"),
+    "tab_compare": ("Compare", "比較"),
+    "tab_export": ("Export / import", "書き出し・読み込み"),
+    "attempts_help": ("Every run is kept in this browser, newest first. Click **↩** to restore an "
+                      "attempt into the editor, **★** to star it, **✗** to reject it, any other cell "
+                      "to select it and write a note.",
+                      "実行ごとにこのブラウザに保存されます（新しい順）。**↩** でエディタに戻す、**★** "
+                      "でスター、**✗** で却下、その他のセルで選択してメモを書けます。"),
+    "all_questions": ("All questions", "すべての質問"),
+    "note": ("Note on the selected attempt", "選択した試行のメモ"),
+    "note_placeholder": ("Click a cell of an attempt's row, then write here",
+                         "試行の行のセルをクリックしてから、ここに書きます"),
+    "save_note": ("Save note", "メモを保存"),
+    "compare_a": ("A (before)", "A（前）"),
+    "compare_b": ("B (after)", "B（後）"),
+    "compare_help": ("Green: added in B. Red, struck through: removed from A.",
+                     "緑: Bで追加、赤（取り消し線）: Aから削除"),
+    "diff_reasoning": ("Reasoning: A → B", "推論: A → B"),
+    "diff_response": ("Response: A → B", "回答: A → B"),
+    "scope": ("Attempts for Alpaca and chat files", "Alpaca・チャット形式に含める試行"),
+    "scope_starred": ("starred ★", "スター付き ★"),
+    "scope_all": ("all but rejected ✗", "却下 ✗ 以外すべて"),
+    "export": ("Export JSONL (Alpaca, chat messages, DPO)", "JSONLに書き出す（Alpaca・チャット・DPO）"),
+    "import": ("Import JSONL", "JSONLを読み込む"),
+    "downloads": ("Exported files", "書き出したファイル"),
+    "clear": ("Clear history…", "履歴を消去…"),
+    "really_clear": ("Really clear all attempts?", "本当にすべて消去しますか？"),
+    "cancel": ("Cancel", "キャンセル"),
+}
+_JA_SETTING_INFO = {
+    "max_new_tokens": "段階ごと: 推論と回答がそれぞれこのトークン数まで",
+    "temperature": "0 = 貪欲法: 同じ入力なら同じ出力。回答の変化は偶然ではなく編集によるもの",
+    "top_k": "0 = 無効",
+    "seed": "-1 = 実行ごとに新しいランダムなシード",
+}
+for _name, _b in GENERATION_BOUNDS.items():
+    _en, _, _ja = _b.label.partition(" / ")
+    TEXTS[f"setting.{_name}"] = (_en, _ja or _en)
+    if _b.info:
+        TEXTS[f"setting_info.{_name}"] = (_b.info, _JA_SETTING_INFO.get(_name, _b.info))
+for _item in interventions():
+    TEXTS[f"intervention.{_item.id}"] = (_item.label_en, _item.label_ja)
+
+I18N = gr.I18n(en={k: en for k, (en, _) in TEXTS.items()}, ja={k: ja for k, (_, ja) in TEXTS.items()})
+t = I18N  # t("key"): a label the browser translates
+
+MODE_CHOICES = [(t("mode_reasoning"), "reasoning"), (t("mode_special"), "special"),
+                (t("mode_vanilla"), "vanilla")]
+assert sorted(v for _, v in MODE_CHOICES) == sorted(MODES)
+
