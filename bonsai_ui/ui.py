@@ -10,10 +10,8 @@ on the server (errors, notices, stats) stay bilingual, since the server does not
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +21,9 @@ from .attempts import History
 from .export import ImportFormatError
 from .prompts import MODES, examples, format_names, interventions, load_format
 from .runs import Runner, UserError
-from .settings import GENERATION_BOUNDS, GenerationSettings, SettingsError
+from .settings import GENERATION_BOUNDS, AppSettings, GenerationSettings, SettingsError
+from .uploads import UploadRefused, read_upload
+from . import hosting
 from . import workbench as wb
 from . import zerogpu
 
@@ -199,8 +199,10 @@ def _checked(component: type) -> type:
 CheckedSlider, CheckedNumber = _checked(gr.Slider), _checked(gr.Number)
 
 
-def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable" = "alpaca") -> gr.Blocks:
-    """``default_format`` may be a function: it is called once the model is ready (auto format)."""
+def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable" = "alpaca",
+             settings: AppSettings = AppSettings()) -> gr.Blocks:
+    """``default_format`` may be a function: it is called once the model is ready (auto format).
+    ``settings``: the upload limit and the temporary files' lifetime (hosting.py)."""
     formats = [(load_format(name).label, name) for name in format_names()]
 
     # -- runs ------------------------------------------------------------------------------------
@@ -376,7 +378,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
     # -- export, import, clear -------------------------------------------------------------------
 
     def export(data, scope):
-        directory = Path(tempfile.gettempdir()) / "bonsai-exports" / uuid.uuid4().hex
+        directory = hosting.export_directory(demo.GRADIO_CACHE)
         try:
             paths, summary = wb.export_files(History.from_data(data)[0], scope == "starred", directory)
         except ValueError as error:
@@ -388,8 +390,8 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         name = Path(path).name if path else "?"
         history, _ = History.from_data(data)
         try:
-            summary = wb.import_into(history, Path(path).read_bytes())
-        except (ImportFormatError, OSError) as error:
+            summary = wb.import_into(history, read_upload(path, settings.max_upload))
+        except (ImportFormatError, UploadRefused, OSError) as error:
             text = f"Could not import {name}: {error}. Nothing was imported. / 読み込めませんでした。"
             gr.Warning(text)
             return {message: text}
@@ -416,7 +418,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
 
     # -- layout ----------------------------------------------------------------------------------
 
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, **hosting.blocks_kwargs(settings)) as demo:
         gr.Markdown(t("intro"))
         model_status = gr.Markdown(status.markdown(runner), elem_id="model-status")
         timer = gr.Timer(0.5)
@@ -585,9 +587,9 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
     return demo
 
 
-def launch_kwargs() -> dict:
-    """Theme, CSS and translations go to launch() in Gradio 6. System fonts: a Space may have no
-    font CDN."""
+def launch_kwargs(settings: AppSettings = AppSettings()) -> dict:
+    """Theme, CSS and translations go to launch() in Gradio 6, with the upload limit and password
+    (hosting.py). System fonts: a Space may have no font CDN."""
     theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
                            font_mono=["ui-monospace", "monospace"])
-    return dict(theme=theme, css=CSS, i18n=I18N)
+    return dict(theme=theme, css=CSS, i18n=I18N, **hosting.launch_kwargs(settings))
