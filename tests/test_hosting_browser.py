@@ -13,10 +13,11 @@ from playwright.sync_api import expect  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
 from bonsai_ui.runs import Runner  # noqa: E402
 from conftest import VIEWPORT, ScriptedBackend  # noqa: E402
-from test_hosting import AGE, EVERY, files_under, launch, wait_until  # noqa: E402
+from test_hosting import EVERY, files_under, launch, wait_until  # noqa: E402
 from test_workbench_browser import TIMEOUT_MS, cell, open_app, run, tab, toast  # noqa: E402
 
 LIMIT = 2000  # bytes
+AGE = 8  # seconds: long enough for the page to show the export before it goes, on a busy machine
 
 
 @pytest.fixture
@@ -62,5 +63,5 @@ def test_exports_are_deleted_with_their_folders_after_the_bound(small_app, page)
     assert sorted(p.name.split("-")[1] for p in exports) == ["alpaca", "messages"], \
         "one copy of each export, inside Gradio's cache"
     folders = {p.parent for p in exports}
-    assert wait_until(lambda: not any(p.exists() for p in exports)), "exports outlived their bound"
-    assert wait_until(lambda: not any(f.exists() for f in folders)), "their folder stayed behind"
+    assert wait_until(lambda: not any(p.exists() for p in exports), 30), "exports outlived their bound"
+    assert wait_until(lambda: not any(f.exists() for f in folders), 30), "their folder stayed behind"
