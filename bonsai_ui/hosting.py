@@ -141,5 +141,5 @@ def exposure_warning(settings: AppSettings) -> str:
         where = f"anyone who can reach {settings.host}:{settings.port}"
     else:
         return ""
-    return (f"warning: no password is set, so the model and its GPU are open to {where}. "
+    return (f"warning: no password is set, so the model is open to {where}. "
             "Set one with --auth user:password (or the BONSAI_AUTH variable/secret).")
