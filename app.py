@@ -1,4 +1,4 @@
-"""BONSAI Reasoning Editor: ``python app.py [--model … --backend … --host … --port … --share yes]``.
+"""BONSAI Reasoning Editor: ``python app.py [--model … --host … --share yes --auth user:password]``.
 
 The page is served first and the model loads behind it, so a visitor sees loading progress instead
 of a dead link; a model that fails to load ends the process with a plain message and exit code 2.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from bonsai_ui.engine import LoadError, load_engine
+from bonsai_ui.hosting import exposure_warning
 from bonsai_ui.runs import Runner
 from bonsai_ui.settings import AppSettings, parse_app_settings
 from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs
@@ -27,10 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_app_settings(argv)
     runner = Runner()
     status = LoadStatus()
-    demo = build_ui(runner, status, default_format=lambda: default_format(settings, runner))
+    if warning := exposure_warning(settings):
+        print(warning, file=sys.stderr, flush=True)
+    demo = build_ui(runner, status, default_format=lambda: default_format(settings, runner),
+                    settings=settings)
     demo.queue(default_concurrency_limit=1)
     demo.launch(server_name=settings.host, server_port=settings.port,
-                share=settings.share == "yes", prevent_thread_lock=True, **launch_kwargs())
+                share=settings.share == "yes", prevent_thread_lock=True, **launch_kwargs(settings))
     try:
         runner.engine = load_engine(settings, status.update)
     except LoadError as error:

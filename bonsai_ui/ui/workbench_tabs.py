@@ -4,18 +4,19 @@ restore), Compare (a diff of two attempts) and Export / import. What they do liv
 
 from __future__ import annotations
 
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
+from .. import hosting
 from .. import workbench as wb
 from ..attempts import History
 from ..export import ImportFormatError
 from ..prompts import MODES
 from ..settings import GENERATION_BOUNDS, GenerationSettings, SettingsError
+from ..uploads import UploadRefused, read_upload
 from .common import PRIVATE
 from .editor import Editor
 from .texts import t
@@ -49,6 +50,7 @@ class Workbench:
     clear_btn: gr.Button
     really_btn: gr.Button
     cancel_btn: gr.Button
+    max_upload: int = 16_000_000  # bytes an import may have (settings.max_upload)
 
     @property
     def view_in(self) -> list:
@@ -171,7 +173,7 @@ class Workbench:
 
     @staticmethod
     def export(data, scope):
-        directory = Path(tempfile.gettempdir()) / "bonsai-exports" / uuid.uuid4().hex
+        directory = hosting.export_directory(get_upload_folder())  # the Blocks' GRADIO_CACHE
         try:
             paths, summary = wb.export_files(History.from_data(data)[0], scope == "starred", directory)
         except ValueError as error:
@@ -183,8 +185,8 @@ class Workbench:
         name = Path(path).name if path else "?"
         history, _ = History.from_data(data)
         try:
-            summary = wb.import_into(history, Path(path).read_bytes())
-        except (ImportFormatError, OSError) as error:
+            summary = wb.import_into(history, read_upload(path, self.max_upload))
+        except (ImportFormatError, UploadRefused, OSError) as error:
             text = f"Could not import {name}: {error}. Nothing was imported. / 読み込めませんでした。"
             gr.Warning(text)
             return {self.message: text}
@@ -299,7 +301,7 @@ def _export_tab() -> tuple:
     return scope, export_btn, import_btn, export_out, clear_btn, really_btn, cancel_btn
 
 
-def build_workbench(editor: Editor) -> Workbench:
+def build_workbench(editor: Editor, max_upload: int) -> Workbench:
     """Lay the three tabs out under the editor and wire their own events."""
     history_store = gr.BrowserState(History().to_data(), storage_key=wb.HISTORY_KEY,
                                     secret=wb.history_secret())
@@ -307,6 +309,6 @@ def build_workbench(editor: Editor) -> Workbench:
     message = gr.Markdown(elem_id="workbench-message")
     with gr.Tabs(elem_id="workbench"):
         parts = (*_attempts_tab(), *_compare_tab(), *_export_tab())
-    bench = Workbench(editor, history_store, *states, message, *parts)
+    bench = Workbench(editor, history_store, *states, message, *parts, max_upload=max_upload)
     bench.wire()
     return bench
