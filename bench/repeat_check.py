@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default="greedy,seeded")
+    parser.add_argument("--nf4-kernel", default="auto", choices=("auto", "off"))
     parser.add_argument("--out", default="")
     args = parser.parse_args()
 
@@ -66,7 +67,8 @@ def main() -> None:
 
     backend_name, four_bit = CONFIGS[args.config]
     engine = load_engine(AppSettings(model=args.model, backend=backend_name, load_in_4bit=four_bit,
-                                     decoder="auto", context_length=8192))
+                                     decoder="auto", nf4_kernel=args.nf4_kernel,
+                                     context_length=8192))
     backend = engine.backend
     backend.ignore_eos = True
     prompt = sentences(args.prompt_tokens, backend.count_tokens)
@@ -92,7 +94,7 @@ def main() -> None:
 
     for decoder in args.decoders.split(","):
         if decoder == "static" and backend_name in ("transformers", "unsloth"):
-            backend.use_decoder("static")
+            backend.use_decoder("static", args.nf4_kernel)
         elif decoder == "generate" and backend_name in ("transformers", "unsloth"):
             backend.use_decoder("generate")
         note = getattr(backend, "decoder_note", backend_name)
