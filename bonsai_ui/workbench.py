@@ -13,10 +13,11 @@ import os
 import re
 from dataclasses import asdict
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 from .attempts import Attempt, History, timings_dict
-from .diffing import Segment, diff_attempts
+from .diffing import AttemptDiff, Segment, diff_attempts
 from .export import (ImportFormatError, alpaca_jsonl, dpo_jsonl, dpo_pairs, exportable, import_jsonl,
                      messages_jsonl)
 from .prompts import Intervention
@@ -156,7 +157,15 @@ def listed(history: History, question: str, input: str, all_questions: bool) -> 
 
 
 def _preview(text: str, width: int = 80) -> str:
-    line = " ".join(text.split())
+    """The text on one line, cut to ``width`` with "…".
+
+    Only the head is read when it is long enough: collapsing the whitespace of a whole 3,000-token
+    reasoning for an 80-character cell cost ~0.2 ms, 90 ms for a list of 200 attempts.
+    """
+    head = text[: width * 4]
+    line = " ".join(head.split())
+    if len(line) <= width and len(head) < len(text):  # the head was mostly whitespace
+        line = " ".join(text.split())
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
@@ -198,13 +207,24 @@ def choices(attempts: list[Attempt]) -> list[tuple[str, str]]:
 # -- compare -------------------------------------------------------------------------------------
 
 def compare(history: History, a_id: str | None, b_id: str | None) -> tuple[str, list[Segment], list[Segment]]:
-    """Summary line and the two diffs (reasoning, response) from attempt A to attempt B."""
+    """Summary line and the two diffs (reasoning, response) from attempt A to attempt B.
+
+    The diffs are kept for the last few pairs (by their texts, which an attempt never changes), so
+    going back to the Compare tab or to an earlier pick does not diff again. Callers must not
+    change the lists they get.
+    """
     try:
         a, b = history.get(a_id or ""), history.get(b_id or "")
     except KeyError:
         return "Pick two attempts to compare. / 比較する2つの試行を選んでください。", [], []
-    diff = diff_attempts(a, b)
+    diff = _diff(a.reasoning, a.response, b.reasoning, b.response)
     return f"A → B: {diff.summary}", diff.reasoning, diff.response
+
+
+@lru_cache(maxsize=8)  # ~8 pairs of 3,000-token attempts: a few MB
+def _diff(reasoning_a: str, response_a: str, reasoning_b: str, response_b: str) -> AttemptDiff:
+    return diff_attempts(Attempt("", reasoning_sent=reasoning_a, response=response_a),
+                         Attempt("", reasoning_sent=reasoning_b, response=response_b))
 
 
 # -- export and import ---------------------------------------------------------------------------
@@ -280,8 +300,23 @@ def import_into(history: History, data: bytes) -> str:
 STORAGE_WARN_CHARS = 4_000_000
 
 
+def _json_bytes(value) -> int:
+    """About the UTF-8 size of ``json.dumps(value, ensure_ascii=False)``: exact but for the escapes
+    of quotes, backslashes and control characters other than newlines, which model text rarely
+    holds. 5 ms for 200 attempts of 3,000-token English, where writing the JSON out took 90 ms
+    (this 2-vCPU machine)."""
+    if isinstance(value, str):
+        size = len(value) if value.isascii() else len(value.encode("utf-8"))
+        return size + 2 + value.count("\n")
+    if isinstance(value, dict):
+        return sum(_json_bytes(str(k)) + _json_bytes(v) + 4 for k, v in value.items()) + 2 - 2 * bool(value)
+    if isinstance(value, (list, tuple)):
+        return sum(_json_bytes(v) + 2 for v in value) + 2 - 2 * bool(value)
+    return len(json.dumps(value))
+
+
 def storage_warning(data: dict) -> str:
-    chars = len(json.dumps(data, ensure_ascii=False).encode("utf-8")) * 4 // 3
+    chars = _json_bytes(data) * 4 // 3
     if chars < STORAGE_WARN_CHARS:
         return ""
     return (f"The history takes about {chars / 1e6:.1f} million characters of the browser's storage "
