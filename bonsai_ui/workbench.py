@@ -1,8 +1,9 @@
 """The workbench around the editor: attempts, interventions, compare, export and import.
 
 Pure functions over plain values (a History, strings, a finished RunState), so that the page only
-maps them onto components and the tests need no browser. Nothing here keeps state: the history
-lives in the browser and comes back with every event.
+maps them onto components and the tests need no browser. Nothing here keeps state: the history is
+stored in the browser, read once when the page loads, and kept by the page's server-side session
+meanwhile (ui.py), so that a click does not send megabytes back and forth.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .prompts import Intervention
 from .runs import RunState
 
 HISTORY_KEY = "bonsai-history"  # the localStorage key; one per app, so other Gradio apps do not clash
+MARKS_KEY = "bonsai-marks"  # stars, rejections and notes, stored apart (History.marks_to_data)
 
 
 def history_secret(environ=os.environ) -> str:
@@ -185,6 +187,16 @@ def run_label(a: Attempt) -> str:
     if a.timings.get("ended_by") == "stopped":
         label += " ⏹"
     return label
+
+
+def picks(ids: list[str], a: str | None, b: str | None, newest: bool = False) -> tuple[str | None, str | None]:
+    """The Compare pair for a list: A and B as picked while both are listed, else (or with
+    ``newest``, after a run) the second newest and the newest."""
+    if newest or b not in ids:
+        b = ids[0] if ids else None
+    if newest or a not in ids:
+        a = ids[1] if len(ids) > 1 else None
+    return a, b
 
 
 def numbered(attempts: list[Attempt]) -> list[tuple[int, Attempt]]:
