@@ -413,6 +413,13 @@ def test_a_full_history_of_long_attempts_is_marked_restored_and_compared(browser
         tab(page, "Compare")
         page.wait_for_timeout(500)
         assert len(diffed) == 1, "a star does not diff again, nor does coming back to the same pair"
+        pick(page, "a", "#190 ·")
+        expected = wb.compare(history, history.attempts[189].id, newest[0].id)[0]
+        expect(page.locator("#compare-summary")).to_have_text(expected, timeout=TIMEOUT_MS)
+        page.wait_for_timeout(500)
+        # (opening the list may pick the option under the pointer first: a pair of its own)
+        assert diffed[-1] == (history.attempts[189].reasoning, newest[0].reasoning)
+        assert toast(page, "rror").count() == 0
 
         marks = page.evaluate(f"localStorage.getItem('{wb.MARKS_KEY}')")
         assert marks and len(marks) < 50_000, "a mark writes the marks alone, not megabytes of text"
