@@ -3,7 +3,7 @@
 Pure functions over plain values (a History, strings, a finished RunState), so that the page only
 maps them onto components and the tests need no browser. Nothing here keeps state: the history is
 stored in the browser, read once when the page loads, and kept by the page's server-side session
-meanwhile (ui.py), so that a click does not send megabytes back and forth.
+meanwhile (ui/workbench_tabs.py), so that a click does not send megabytes back and forth.
 """
 
 from __future__ import annotations
