@@ -42,11 +42,19 @@ class ImportFormatError(ValueError):
 
 # Valid JSON may hold these raw, but line readers that follow Unicode (str.splitlines, JavaScript)
 # break lines at them; escaping them keeps one row a line for every reader.
-_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
+_LINE_BREAKS = [(c, f"\\u{ord(c):04x}") for c in "\x85\u2028\u2029"]
+
+
+def _escape_breaks(line: str) -> str:
+    # str.replace, not str.translate: translate looks every character up in a dict, 4.7 s for
+    # 200 attempts of 3,000-token English; three replaces scan at memory speed (~10 ms).
+    for char, escaped in _LINE_BREAKS:
+        line = line.replace(char, escaped)
+    return line
 
 
 def _jsonl(rows: Iterable[dict]) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False).translate(_LINE_BREAKS) + "\n" for row in rows)
+    return "".join(_escape_breaks(json.dumps(row, ensure_ascii=False)) + "\n" for row in rows)
 
 
 def exportable(attempts: Iterable[Attempt], starred_only: bool = True) -> list[Attempt]:

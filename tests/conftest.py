@@ -98,13 +98,22 @@ def free_port() -> int:
 
 
 class LaunchedApp:
-    def __init__(self, runner: Runner, default_format: str = "alpaca",
+    """``stored``: the history a browser without one finds (the BrowserState's default value), to
+    open the page on a full history without running 200 generations first."""
+
+    def __init__(self, runner: Runner, default_format: str = "alpaca", stored: dict | None = None,
                  settings: AppSettings = AppSettings()):
+        import gradio as gr
+        from bonsai_ui import workbench as wb
         from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs  # gradio: not on the GPU box
 
         status = LoadStatus(ready=True, stage="ready")
         self.runner = runner
         self.demo = build_ui(runner, status, default_format=default_format, settings=settings)
+        if stored is not None:
+            store, = (b for b in self.demo.blocks.values()
+                      if isinstance(b, gr.BrowserState) and b.storage_key == wb.HISTORY_KEY)
+            store.default_value = stored
         self.demo.queue(default_concurrency_limit=1)
         port = free_port()
         self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,

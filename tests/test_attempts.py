@@ -157,3 +157,33 @@ def test_timings_dict_from_engine_timings():
     assert timings_dict([Timing(started=1.0)]) == {"ttft_s": None, "total_s": 0.0, "new_tokens": 0,
                                                    "tokens_per_s": None}
     assert timings_dict([]) == {}
+
+
+def test_marks_are_stored_apart_and_laid_back_over_the_history():
+    history = History()
+    a, b = history.add(attempt(response="1")), history.add(attempt(response="2", starred=True))
+    stored_texts = json.loads(json.dumps(history.to_data()))  # written when b was recorded
+    history.star(a.id)
+    history.reject(b.id)
+    history.set_note(b.id, "本は果物ではない")
+    marks = json.loads(json.dumps(history.marks_to_data()))
+    assert len(json.dumps(marks)) < 200, "a click writes the marks, not the texts"
+    loaded, _ = History.from_data(stored_texts)
+    assert [(x.starred, x.rejected, x.note) for x in loaded.attempts] == [(False, False, ""), (True, False, "")]
+    loaded.apply_marks(marks)
+    assert loaded.attempts == history.attempts
+
+
+@pytest.mark.parametrize("marks", [
+    None, {}, [], "x", {"version": 2, "marks": {}}, {"version": 1, "marks": []},
+    {"version": 1, "marks": {"ID": [True, False]}},  # too short
+    {"version": 1, "marks": {"ID": ["yes", False, ""]}},  # wrong types
+    {"version": 1, "marks": {"ID": [True, False, 3]}},
+    {"version": 1, "marks": {"other": [True, True, "n"]}},  # no such attempt
+])
+def test_unreadable_marks_leave_the_historys_own(marks):
+    history = History()
+    history.add(attempt(id="ID", starred=False, rejected=True, note="kept"))
+    history.apply_marks(marks)
+    assert (history.attempts[0].starred, history.attempts[0].rejected, history.attempts[0].note) == \
+        (False, True, "kept")

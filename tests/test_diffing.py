@@ -1,9 +1,11 @@
 """Diffs for the Compare view: words for Latin text, characters for Japanese, spacing kept."""
 
+import random
+
 import pytest
 
 from bonsai_ui.attempts import Attempt
-from bonsai_ui.diffing import count_changes, diff_attempts, diff_texts, tokenize
+from bonsai_ui.diffing import count_changes, diff_attempts, diff_texts, diff_texts_difflib, tokenize
 
 DIFFS = [
     # old, new, expected (text, tag) pairs
@@ -33,11 +35,121 @@ def test_diff_texts(old, new, expected):
 
 @pytest.mark.parametrize("old,new,_", DIFFS)
 def test_both_texts_can_be_read_back_from_the_diff(old, new, _):
-    segments = diff_texts(old, new)
+    _readable(old, new, diff_texts(old, new))
+
+
+def _readable(old, new, segments):
     assert "".join(t for t, tag in segments if tag != "+") == old
     assert "".join(t for t, tag in segments if tag != "-") == new
     assert all(text for text, _ in segments)  # no empty segments for the display
     assert all(a[1] != b[1] for a, b in zip(segments, segments[1:]))  # neighbours merged
+    # A change is shown as its deletions, then its insertions, never the other way round.
+    assert all((a[1], b[1]) != ("+", "-") for a, b in zip(segments, segments[1:]))
+
+
+EN = ("Jack has 4 pears. He eats 5 of them. So he has 0 left.\n"
+      "The question is contradictory: 5 of 4 cannot be eaten.")
+JA = "ジャックは梨を4個持っています。5個食べます。残りは0個です。\n質問は矛盾しています。"
+# The table the rapidfuzz diff must reproduce exactly as difflib (the implementation before) did.
+SAME_AS_BEFORE = [
+    (EN, EN),  # equal
+    ("", EN), (EN, ""),
+    (EN, EN.replace("4 pears.", "4 pears and 2 apples.")),  # insertion
+    (EN, EN.replace(": 5 of 4 cannot be eaten", "")),  # deletion
+    (EN, EN.replace("pears", "apples")),  # replacement, twice
+    (EN, "He eats 5 of them. Jack has 4 pears. So he has 0 left.\n"  # moved sentence
+         "The question is contradictory: 5 of 4 cannot be eaten."),
+    (EN, EN.replace("\n", "\n\n")),  # whitespace only
+    (EN, EN.replace(". ", ".  ")),
+    ("a\tb\r\nc", "a b\nc"),
+    (JA, JA.replace("4個", "四個")),  # CJK by character
+    (JA, JA.replace("梨を", "")),
+    (JA, "5個食べます。ジャックは梨を4個持っています。残りは0個です。\n質問は矛盾しています。"),
+    (JA, JA + "\nAnswer: 0 pears. 答え：0個"),  # mixed scripts
+    ("LUNA\u3000は白猫", "LUNA は黒猫"),  # ideographic space against a space
+]
+
+
+@pytest.mark.parametrize("old,new", SAME_AS_BEFORE)
+def test_diff_matches_the_difflib_implementation(old, new):
+    segments = diff_texts(old, new)
+    assert segments == diff_texts_difflib(old, new)
+    _readable(old, new, segments)
+
+
+# Where an insertion or deletion could sit at two places of the same text, difflib and the longest
+# common subsequence may pick different ones; the same tokens change, only the seam moves.
+SLID = [
+    (EN, EN.replace("He eats", "He really eats"),  # difflib: "He| really| eats"
+     [("Jack has 4 pears. He ", None), ("really ", "+"), ("eats 5 of them. So he has 0 left.\n"
+                                                          "The question is contradictory: 5 of 4 cannot be eaten.", None)]),
+    (EN, EN.replace("He eats 5 of them. ", ""),  # difflib: "pears|. He eats 5 of them|. So"
+     [("Jack has 4 pears. ", None), ("He eats 5 of them. ", "-"),
+      ("So he has 0 left.\nThe question is contradictory: 5 of 4 cannot be eaten.", None)]),
+    (EN, EN.replace(" So he has 0 left.", ""),  # difflib: "them|. So he has 0 left|."
+     [("Jack has 4 pears. He eats 5 of them.", None), (" So he has 0 left.", "-"),
+      ("\nThe question is contradictory: 5 of 4 cannot be eaten.", None)]),
+    (JA, JA.replace("5個食べます。", ""),  # difflib: "持ってい|ます。5個食べ|ます。"
+     [("ジャックは梨を4個持っています。", None), ("5個食べます。", "-"), ("残りは0個です。\n質問は矛盾しています。", None)]),
+]
+
+
+@pytest.mark.parametrize("old,new,expected", SLID)
+def test_a_seam_may_move_but_the_same_tokens_change(old, new, expected):
+    segments = diff_texts(old, new)
+    assert segments == expected
+    before = diff_texts_difflib(old, new)
+    assert segments != before
+    for tag in "+-":
+        assert sorted(tokenize("".join(t for t, g in segments if g == tag))) == \
+            sorted(tokenize("".join(t for t, g in before if g == tag)))
+
+
+def _changed(segments) -> int:
+    return sum(len(tokenize(text)) for text, tag in segments if tag)
+
+
+PIECES = {"en": ["the", "cat", "sat", "on", "mat", "Jack", "4", "pears", ".", ",", " ", " ", " ", "\n",
+                 "  ", "\t", "e-mail", "3.5", "?"],
+          "ja": list("猫はのをに白黒梨個、。「」？") + ["\n", "\u3000", " "],
+          "mixed": ["LUNA", "は", "白", "cat", " ", "。", ".", "\n", "猫", "4", "ｶﾅ", "😀"]}
+
+
+def _edit(rng: random.Random, tokens: list[str], pieces: list[str]) -> list[str]:
+    """A few random insertions, deletions, replacements and moves of token runs."""
+    tokens = list(tokens)
+    for _ in range(rng.randint(0, 6)):
+        i = rng.randint(0, len(tokens))
+        j = min(len(tokens), i + rng.randint(0, 5))
+        kind = rng.choice(["insert", "delete", "replace", "move"])
+        run = [rng.choice(pieces) for _ in range(rng.randint(1, 5))]
+        if kind == "insert":
+            tokens[i:i] = run
+        elif kind == "delete":
+            del tokens[i:j]
+        elif kind == "replace":
+            tokens[i:j] = run
+        else:
+            moved = tokens[i:j]
+            del tokens[i:j]
+            k = rng.randint(0, len(tokens))
+            tokens[k:k] = moved
+    return tokens
+
+
+@pytest.mark.parametrize("script", sorted(PIECES))
+def test_random_edits_read_back_and_change_no_more_than_difflib(script):
+    """Property-style: 300 random texts and edits per script, seeded so a failure repeats."""
+    rng = random.Random(f"diff-{script}")
+    pieces = PIECES[script]
+    for _ in range(300):
+        old = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
+        new = "".join(_edit(rng, list(old), pieces) if rng.random() < 0.3 else
+                      _edit(rng, tokenize(old), pieces))
+        segments = diff_texts(old, new)
+        _readable(old, new, segments)
+        # A longest common subsequence keeps at least as many tokens as difflib's blocks did.
+        assert _changed(segments) <= _changed(diff_texts_difflib(old, new)), (old, new)
 
 
 TOKENS = [

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from bonsai_ui.attempts import Attempt, History
+from bonsai_ui.diffing import diff_attempts
 from bonsai_ui.engine import Engine
 from bonsai_ui.export import ImportFormatError, alpaca_jsonl
 from bonsai_ui.prompts import CONTINUE, INTERVENTION_PLACES, interventions, load_format, render_prompt
@@ -300,6 +301,39 @@ def test_compare_diffs_reasoning_and_response_in_japanese():
     assert "".join(t for t, tag in response if tag != "-") == b.response
     assert summary == "A → B: reasoning: +1 −1 words; response: +7 −1 words"
     assert wb.compare(_history(a), a.id, None) == ("Pick two attempts to compare. / 比較する2つの試行を選んでください。", [], [])
+
+
+PREVIEWS = [
+    "short", "a  b\n\nc", "x" * 80, "x" * 81, " " * 500 + "starts late " * 20, "\n" * 400 + "tail",
+    "word " * 3000, "猫" * 79 + " 猫", "猫" * 100, "",
+]
+
+
+@pytest.mark.parametrize("text", PREVIEWS)
+def test_a_preview_reads_the_head_only_but_shows_what_the_whole_text_gives(text):
+    line = " ".join(text.split())
+    assert wb._preview(text) == (line if len(line) <= 80 else line[:79] + "…")
+
+
+def test_the_stored_size_is_counted_without_writing_the_json():
+    history = _history(Attempt(question=Q_JA, reasoning_sent="猫の色\nを確認", response="黒猫 é",
+                               settings={"seed": 7, "temperature": 0.0}, timings={"ttft_s": None}),
+                       Attempt(question=Q_EN, reasoning_sent="Count.\n\n" * 50, response="7"))
+    data = history.to_data()
+    assert wb._json_bytes(data) == len(json.dumps(data, ensure_ascii=False).encode("utf-8"))
+
+
+def test_a_pair_is_diffed_once(monkeypatch):
+    calls = []
+    monkeypatch.setattr(wb, "diff_attempts", lambda a, b: calls.append(1) or diff_attempts(a, b))
+    a = Attempt(question=Q_EN, reasoning_sent="only once " * 7, response="a")
+    b = Attempt(question=Q_EN, reasoning_sent="only twice " * 7, response="b")
+    history = _history(a, b)
+    first = wb.compare(history, a.id, b.id)
+    history.star(a.id)
+    history.set_note(b.id, "marks do not change the texts")
+    assert wb.compare(history, a.id, b.id) == first and len(calls) == 1
+    assert wb.compare(history, b.id, a.id) != first and len(calls) == 2
 
 
 # -- export, import ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from playwright.sync_api import Page, expect  # noqa: E402
 from bonsai_ui.diffing import count_changes, diff_texts  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
 from bonsai_ui.runs import Runner  # noqa: E402
-from conftest import IMAGES, SCREENSHOTS, VIEWPORT, ScriptedBackend, free_port  # noqa: E402
+from conftest import IMAGES, SCREENSHOTS, VIEWPORT, LaunchedApp, ScriptedBackend, free_port  # noqa: E402
 
 TIMEOUT_MS = 10_000
 REAL_MODEL_TIMEOUT_MS = 90_000
@@ -361,3 +362,72 @@ def test_the_page_speaks_japanese_to_a_japanese_browser(scripted_app, browser):
         expect(page.get_by_role("tab", name="比較")).to_be_visible()
     finally:
         context.close()
+
+
+# -- a full history ------------------------------------------------------------------------------
+
+def test_a_full_history_of_long_attempts_is_marked_restored_and_compared(browser, monkeypatch):
+    """200 attempts of ~3,000-token reasoning and response (bench/long_history.py): the flows
+    stay right, a Compare diff is computed only when its pair is shown, and marks outlive a reload
+    on their own small store. Speed is measured by bench/workbench_latency.py."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from long_history import make_history
+    from bonsai_ui import workbench as wb
+
+    diffed = []
+    real_diff = wb.diff_attempts
+    monkeypatch.setattr(wb, "diff_attempts", lambda a, b: diffed.append((a.reasoning, b.reasoning)) or
+                        real_diff(a, b))
+    history = make_history(200, "ja", tokens=3000, seed=1)
+    newest = history.attempts[::-1]
+    app = LaunchedApp(Runner(Engine(ScriptedBackend())), stored=history.to_data())
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    try:
+        open_app(page, app.url)
+        page.locator("#all-questions input").check()
+        expect(cell(page, 0, 3)).to_have_text("200", timeout=TIMEOUT_MS)
+        assert cell(page, 0, 6).inner_text() == wb._preview(newest[0].reasoning)  # trimmed, not 4,000 characters
+
+        cell(page, 2, 1).click()
+        expect(cell(page, 2, 1)).to_have_text("★", timeout=TIMEOUT_MS)
+        cell(page, 3, 2).click()
+        expect(cell(page, 3, 2)).to_have_text("✗", timeout=TIMEOUT_MS)
+        cell(page, 1, 6).click()
+        expect(page.locator("#note")).to_contain_text("Note on attempt #199", timeout=TIMEOUT_MS)
+        page.locator("#note textarea, #note input").first.fill("長い推論のメモ")
+        page.locator("#save-note").click()
+        expect(cell(page, 1, 8)).to_have_text("長い推論のメモ", timeout=TIMEOUT_MS)
+        cell(page, 4, 0).click()
+        expect(page.locator("#stats")).to_contain_text("attempt #196 restored", timeout=TIMEOUT_MS)
+        expect(reasoning(page)).to_have_value(newest[4].reasoning)
+        assert diffed == [], "nothing on screen needed a diff"
+
+        tab(page, "Compare")  # the two newest, diffed now that they show
+        expected = wb.compare(history, newest[1].id, newest[0].id)[0]
+        expect(page.locator("#compare-summary")).to_have_text(expected, timeout=TIMEOUT_MS)
+        assert diffed == [(newest[1].reasoning, newest[0].reasoning)]
+        tab(page, "Attempts")
+        cell(page, 2, 1).click()
+        expect(cell(page, 2, 1)).to_have_text("☆", timeout=TIMEOUT_MS)
+        tab(page, "Compare")
+        page.wait_for_timeout(500)
+        assert len(diffed) == 1, "a star does not diff again, nor does coming back to the same pair"
+        pick(page, "a", "#190 ·")
+        expected = wb.compare(history, history.attempts[189].id, newest[0].id)[0]
+        expect(page.locator("#compare-summary")).to_have_text(expected, timeout=TIMEOUT_MS)
+        page.wait_for_timeout(500)
+        # (opening the list may pick the option under the pointer first: a pair of its own)
+        assert diffed[-1] == (history.attempts[189].reasoning, newest[0].reasoning)
+        assert toast(page, "rror").count() == 0
+
+        marks = page.evaluate(f"localStorage.getItem('{wb.MARKS_KEY}')")
+        assert marks and len(marks) < 50_000, "a mark writes the marks alone, not megabytes of text"
+        page.reload()
+        open_app(page, app.url)
+        page.locator("#all-questions input").check()
+        expect(cell(page, 1, 8)).to_have_text("長い推論のメモ", timeout=TIMEOUT_MS)
+        assert [cell(page, r, c).inner_text() for r, c in ((2, 1), (3, 2))] == ["☆", "✗"]
+    finally:
+        context.close()
+        app.close()

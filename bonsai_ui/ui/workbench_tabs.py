@@ -4,7 +4,8 @@ restore), Compare (a diff of two attempts) and Export / import. What they do liv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -24,12 +25,37 @@ from .texts import t
 # Explicit colours: the page's CSS strikes through the token whose background is the "-" colour
 # (HighlightedText marks a category only by its inline style).
 DIFF_COLORS = {"+": "#bbf7d0", "-": "#fecaca"}
+RELOAD = ("The server restarted since this page was opened: reload the page to go on (the attempts "
+          "stored in this browser are kept). / サーバーが再起動しました。ページを再読み込みしてください。")
+
+
+def held(history: History | None) -> History:
+    if history is None:  # the session was lost: writing now would overwrite the stored history
+        raise gr.Error(RELOAD)
+    return history
 
 
 @dataclass
 class Workbench:
+    """The history is read from the browser once, when the page loads, and kept in the page's
+    server-side session (``session``): at 200 attempts of 3,000 tokens it is ~10 MB, which every
+    click used to send up and back down. Marks (★ ✗ notes) are written to their own small store;
+    the texts' store only when texts change (a run recorded, an import, a clear).
+
+    The texts travel through ``history_wire``, never straight between the server and
+    ``history_store``: Gradio's page copies the value of every component that has been an input or
+    output of a server event, on every later event (its loading-status bookkeeping), and a 10 MB
+    history copied that way cost ~0.5 s a click. So the store is read and written by browser-only
+    steps, and the wire is emptied again once the store has the value.
+    """
+
     editor: Editor  # read for the question shown, written by restore
     history_store: gr.BrowserState
+    marks_store: gr.BrowserState
+    history_wire: gr.JSON  # the texts on their way to or from history_store
+    session: gr.State  # the History, read from history_store and marks_store at load
+    shown_pair: gr.State  # the ids [A, B] whose diff the Compare tab shows
+    compare_open: gr.State  # whether the Compare tab is the one open
     listed_ids: gr.State  # the ids of the attempts in the table, in its order
     selected: gr.State  # the attempt whose note is being edited
     origin: gr.State  # the reasoning the model wrote last (workbench.origin_for)
@@ -50,86 +76,120 @@ class Workbench:
     clear_btn: gr.Button
     really_btn: gr.Button
     cancel_btn: gr.Button
+    tabs: tuple  # attempts, compare, export
+    lock: threading.Lock = field(default_factory=threading.Lock)  # a page's events may overlap
     max_upload: int = 16_000_000  # bytes an import may have (settings.max_upload)
+
+    @property
+    def list_in(self) -> list:
+        """What decides the attempts listed."""
+        return [self.editor.question, self.editor.input, self.show_all]
 
     @property
     def view_in(self) -> list:
         """What decides the attempts listed and compared."""
-        return [self.editor.question, self.editor.input, self.show_all, self.pick_a, self.pick_b]
+        return [self.session, *self.list_in, self.pick_a, self.pick_b, self.shown_pair, self.compare_open]
+
+    @property
+    def list_out(self) -> list:
+        return [self.table, self.listed_ids, self.pick_a, self.pick_b]
+
+    @property
+    def compare_out(self) -> list:
+        return [self.compare_summary, self.diff_reasoning, self.diff_response, self.shown_pair]
 
     @property
     def view_out(self) -> list:
         """Everything ``panel`` redraws."""
-        return [self.table, self.listed_ids, self.pick_a, self.pick_b, self.compare_summary,
-                self.diff_reasoning, self.diff_response]
+        return [*self.list_out, *self.compare_out]
 
-    # -- the attempts list: every handler that changes the history redraws it ------------------
+    # -- the attempts list -----------------------------------------------------------------------
 
-    def panel(self, history: History, question, input, show_all, a, b, newest: bool = False) -> dict:
-        """Table, listed ids, the Compare picks and their diff; ``newest``: compare the two latest.
-
-        The diff is computed here, from the history in hand, rather than by the picks' change
-        events: those could run before the browser holds the new history.
-        """
+    def listing(self, history, question, input, show_all, a, b, newest: bool = False) -> tuple[dict, str, str]:
+        """The table, the listed ids and the Compare picks, and the picks' ids; ``newest``: pick
+        the two latest."""
         shown = wb.listed(history, question, input, show_all)
         ids = [x.id for x in shown]
-        if newest or b not in ids:
-            b = ids[0] if ids else None
-        if newest or a not in ids:
-            a = ids[1] if len(ids) > 1 else None
+        a, b = wb.picks(ids, a, b, newest)
         options = wb.choices(shown)
-        summary, diff_r, diff_a = wb.compare(history, a, b)
-        return {self.table: gr.Dataframe(value=wb.table_rows(shown), headers=wb.HEADERS),
-                self.listed_ids: ids,
+        return {self.table: wb.table_rows(shown), self.listed_ids: ids,
                 self.pick_a: gr.Dropdown(choices=options, value=a),
-                self.pick_b: gr.Dropdown(choices=options, value=b),
-                self.compare_summary: summary, self.diff_reasoning: diff_r, self.diff_response: diff_a}
+                self.pick_b: gr.Dropdown(choices=options, value=b)}, a, b
 
-    def load_history(self, data, question, input, show_all, a, b):
+    def compared(self, history, a, b, shown, open_: bool) -> dict:
+        """The diff of the pair A → B, only while the Compare tab shows and when the pair is not
+        the one on it already: a star or a note leaves it alone, and a run recorded while another
+        tab is open diffs nothing until Compare is opened."""
+        if not open_ or [a, b] == shown:
+            return {}
+        summary, diff_r, diff_a = wb.compare(history, a, b)
+        return {self.compare_summary: summary, self.diff_reasoning: diff_r, self.diff_response: diff_a,
+                self.shown_pair: [a, b]}
+
+    def panel(self, history, question, input, show_all, a, b, shown, open_, newest: bool = False) -> dict:
+        """Listing and diff, where the diff is computed from the history in hand, rather than by the
+        picks' change events: those could run before the browser holds the new picks."""
+        updates, a, b = self.listing(history, question, input, show_all, a, b, newest)
+        return {**updates, **self.compared(history, a, b, shown, open_)}
+
+    def rows(self, history, question, input, show_all) -> list[list]:
+        """The table alone, for a change of marks: the list and its picks stay as they are. Rows,
+        not a gr.Dataframe: an update object is built into a component twice more by Gradio
+        (~20 ms at 200 rows), plain rows are only postprocessed (the headers never change)."""
+        return wb.table_rows(wb.listed(history, question, input, show_all))
+
+    def load_history(self, data, marks, question, input, show_all, a, b):
         history, warning = History.from_data(data)
+        history.apply_marks(marks)
         warning = " ".join(w for w in (warning, wb.storage_warning(history.to_data())) if w)
         if warning:
             gr.Warning(warning)
-        return {**self.panel(history, question, input, show_all, a, b), self.message: warning}
+        return {self.session: history, self.history_wire: None, self.message: warning,
+                **self.listing(history, question, input, show_all, a, b)[0]}
 
-    def redraw(self, data, question, input, show_all, a, b):
-        return self.panel(History.from_data(data)[0], question, input, show_all, a, b)
+    def redraw(self, history, question, input, show_all, a, b, shown, open_):
+        if history is None:
+            return gr.skip()  # nothing to change (an empty dict would be one value)
+        return self.panel(history, question, input, show_all, a, b, shown, open_)
 
-    def record(self, data, origin_value, question, input, show_all, a, b, request: gr.Request):
+    def record(self, history, origin_value, question, input, show_all, a, b, shown, open_,
+               request: gr.Request):
         state = self.editor.runner.finished(request.session_hash or "")
         if state is None:  # nothing finished (the run failed before it started)
-            return {}
-        history, _ = History.from_data(data)
-        history.add(wb.attempt_from_run(state, origin_value))
-        stored = history.to_data()
+            return gr.skip()
+        with self.lock:
+            history = held(history)
+            history.add(wb.attempt_from_run(state, origin_value))
+            stored = history.to_data()
         if warning := wb.storage_warning(stored):
             gr.Warning(warning)
-        return {self.history_store: stored,
+        return {self.history_wire: stored,
                 self.origin: wb.origin_for(state) if state.reasoning_generated else origin_value,
-                **self.panel(history, question, input, show_all, a, b, newest=True)}
+                **self.panel(history, question, input, show_all, a, b, shown, open_, newest=True)}
 
-    def on_table_select(self, data, ids, question, input, show_all, a, b, evt: gr.SelectData):
+    def on_table_select(self, history, ids, question, input, show_all, evt: gr.SelectData):
         """One click: ↩ restores into the editor, ★/✗ toggle, any other cell selects for a note."""
         row, col = evt.index
         number = evt.row_value[wb.NUMBER_COL] if evt.row_value else None
         try:
             attempt_id = ids[len(ids) - int(number)] if number is not None else ids[row]
         except (IndexError, ValueError, TypeError):
-            return {}
-        history, _ = History.from_data(data)
+            return gr.skip()
+        history = held(history)
         try:
             attempt = history.get(attempt_id)
         except KeyError:
-            return {}
+            return gr.skip()
         if col == wb.RESTORE_COL:
             return self.restore(attempt, len(ids) - ids.index(attempt_id))
         if col in (wb.STAR_COL, wb.REJECT_COL):
-            if col == wb.STAR_COL:
-                history.star(attempt_id, not attempt.starred)
-            else:
-                history.reject(attempt_id, not attempt.rejected)
-            return {self.history_store: history.to_data(),
-                    **self.panel(history, question, input, show_all, a, b)}
+            with self.lock:
+                if col == wb.STAR_COL:
+                    history.star(attempt_id, not attempt.starred)
+                else:
+                    history.reject(attempt_id, not attempt.rejected)
+                marks = history.marks_to_data()
+            return {self.marks_store: marks, self.table: self.rows(history, question, input, show_all)}
         n = len(ids) - ids.index(attempt_id)
         return {self.selected: attempt_id,
                 self.note: gr.Textbox(value=attempt.note, label=f"Note on attempt #{n} / 試行 #{n} のメモ")}
@@ -154,50 +214,56 @@ class Workbench:
             return updates
         return {**updates, **{slider: getattr(values, slider.elem_id) for slider in e.settings}}
 
-    def save_note(self, data, attempt_id, text, question, input, show_all, a, b):
-        history, _ = History.from_data(data)
-        try:
-            history.set_note(attempt_id or "", (text or "").strip())
-        except KeyError:
-            gr.Warning("Select an attempt in the list first (click a cell of its row). / "
-                       "先に一覧の試行を選択してください。")
-            return {}
-        return {self.history_store: history.to_data(),
-                **self.panel(history, question, input, show_all, a, b)}
+    def save_note(self, history, attempt_id, text, question, input, show_all):
+        history = held(history)
+        with self.lock:
+            try:
+                history.set_note(attempt_id or "", (text or "").strip())
+            except KeyError:
+                gr.Warning("Select an attempt in the list first (click a cell of its row). / "
+                           "先に一覧の試行を選択してください。")
+                return gr.skip()
+            marks = history.marks_to_data()
+        return {self.marks_store: marks, self.table: self.rows(history, question, input, show_all)}
 
-    @staticmethod
-    def show_compare(data, a, b):
-        return wb.compare(History.from_data(data)[0], a, b)
+    def show_compare(self, history, a, b, shown):
+        return self.compared(held(history), a, b, shown, True) or gr.skip()
+
+    def open_compare(self, history, a, b, shown):
+        return {self.compare_open: True, **self.compared(held(history), a, b, shown, True)}
 
     # -- export, import, clear -------------------------------------------------------------------
 
     @staticmethod
-    def export(data, scope):
+    def export(history, scope):
         directory = hosting.export_directory(get_upload_folder())  # the Blocks' GRADIO_CACHE
         try:
-            paths, summary = wb.export_files(History.from_data(data)[0], scope == "starred", directory)
+            paths, summary = wb.export_files(held(history), scope == "starred", directory)
         except ValueError as error:
             gr.Warning(str(error))
             return None, str(error)
         return [str(p) for p in paths], summary
 
-    def import_file(self, path, data, question, input, show_all, a, b):
+    def import_file(self, path, history, question, input, show_all, a, b, shown, open_):
         name = Path(path).name if path else "?"
-        history, _ = History.from_data(data)
+        history = held(history)
         try:
-            summary = wb.import_into(history, read_upload(path, self.max_upload))
+            data = read_upload(path, self.max_upload)
+            with self.lock:
+                summary = wb.import_into(history, data)
+                stored = history.to_data()
         except (ImportFormatError, UploadRefused, OSError) as error:
             text = f"Could not import {name}: {error}. Nothing was imported. / 読み込めませんでした。"
             gr.Warning(text)
             return {self.message: text}
         if not wb.listed(history, question, input, show_all):
             summary += " Tick “All questions” to see them. / 「すべての質問」で表示されます。"
-        return {self.history_store: history.to_data(), self.message: summary,
-                **self.panel(history, question, input, show_all, a, b)}
+        return {self.history_wire: stored, self.message: summary,
+                **self.panel(history, question, input, show_all, a, b, shown, open_)}
 
     @staticmethod
-    def ask_clear(data):
-        n = len(History.from_data(data)[0].attempts)
+    def ask_clear(history):
+        n = len(held(history).attempts)
         return (gr.Button(visible=False), gr.Button(visible=True), gr.Button(visible=True),
                 f"This deletes all {n} attempts of every question from this browser; export first to "
                 f"keep them. / {n} 件の試行をすべて削除します。")
@@ -206,51 +272,66 @@ class Workbench:
     def cancel_clear():
         return gr.Button(visible=True), gr.Button(visible=False), gr.Button(visible=False), ""
 
-    def clear(self, question, input, show_all):
-        history = History()
-        return {self.history_store: history.to_data(), self.clear_btn: gr.Button(visible=True),
+    def clear(self, history, question, input, show_all, shown, open_):
+        history = held(history)
+        with self.lock:
+            history.clear()
+            stored, marks = history.to_data(), history.marks_to_data()
+        return {self.history_wire: stored, self.marks_store: marks, self.clear_btn: gr.Button(visible=True),
                 self.really_btn: gr.Button(visible=False), self.cancel_btn: gr.Button(visible=False),
                 self.message: "History cleared. / 履歴を消去しました。",
-                **self.panel(history, question, input, show_all, None, None)}
+                **self.panel(history, question, input, show_all, None, None, shown, open_)}
 
     # -- wiring ----------------------------------------------------------------------------------
 
+    def stored(self, event) -> None:
+        """After an event that put the history on the wire: into the browser's storage (a null
+        leaves the storage as it is), then the wire emptied."""
+        event.then(None, self.history_wire, self.history_store, js="(data) => data", **PRIVATE).then(
+            None, None, self.history_wire, js="() => null", **PRIVATE)
+
     def record_after(self, event) -> None:
         """Add the run that ``event`` finished to the history, and redraw."""
-        event.success(self.record, [self.history_store, self.origin, *self.view_in],
-                      [self.history_store, self.origin, *self.view_out], **PRIVATE)
+        self.stored(event.success(self.record, [self.session, self.origin, *self.view_in[1:]],
+                                  [self.history_wire, self.origin, *self.view_out], **PRIVATE))
 
     def load_after(self, event_trigger) -> None:
         """Read the stored history when the page loads (``event_trigger``: demo.load)."""
-        event_trigger(self.load_history, [self.history_store, *self.view_in],
-                      [*self.view_out, self.message], **PRIVATE)
+        event_trigger(None, self.history_store, self.history_wire, js="(data) => data", **PRIVATE).then(
+            self.load_history, [self.history_wire, self.marks_store, *self.list_in, self.pick_a, self.pick_b],
+            [self.session, self.history_wire, *self.list_out, self.message], **PRIVATE)
 
     def wire(self) -> None:
-        e, view_in, view_out, store = self.editor, self.view_in, self.view_out, self.history_store
-        gr.on([e.question.change, e.input.change, self.show_all.change], self.redraw,
-              [store, *view_in], view_out, trigger_mode="always_last", **PRIVATE)
-        self.table.select(
-            self.on_table_select, [store, self.listed_ids, *view_in],
-            [store, *view_out, self.selected, self.note, self.origin, e.question, e.input, e.mode,
-             e.prompt_format, e.reasoning, e.response, e.stats, e.prompt, *e.settings], **PRIVATE)
-        gr.on([self.save_note_btn.click, self.note.submit], self.save_note,
-              [store, self.selected, self.note, *view_in], [store, *view_out], **PRIVATE)
-        gr.on([self.pick_a.input, self.pick_b.input], self.show_compare, [store, self.pick_a, self.pick_b],
-              [self.compare_summary, self.diff_reasoning, self.diff_response],
+        e, view_in, view_out, list_in = self.editor, self.view_in, self.view_out, self.list_in
+        gr.on([e.question.change, e.input.change, self.show_all.change], self.redraw, view_in, view_out,
               trigger_mode="always_last", **PRIVATE)
+        self.table.select(
+            self.on_table_select, [self.session, self.listed_ids, *list_in],
+            [self.marks_store, self.table, self.selected, self.note, self.origin, e.question, e.input,
+             e.mode, e.prompt_format, e.reasoning, e.response, e.stats, e.prompt, *e.settings], **PRIVATE)
+        gr.on([self.save_note_btn.click, self.note.submit], self.save_note,
+              [self.session, self.selected, self.note, *list_in], [self.marks_store, self.table], **PRIVATE)
+        picked = [self.session, self.pick_a, self.pick_b, self.shown_pair]
+        gr.on([self.pick_a.input, self.pick_b.input], self.show_compare, picked, self.compare_out,
+              trigger_mode="always_last", **PRIVATE)
+        attempts_tab, compare_tab, export_tab = self.tabs
+        compare_tab.select(self.open_compare, picked, [self.compare_open, *self.compare_out], **PRIVATE)
+        gr.on([attempts_tab.select, export_tab.select], lambda: False, None, self.compare_open, **PRIVATE)
 
-        self.export_btn.click(self.export, [store, self.scope], [self.export_out, self.message], **PRIVATE)
-        self.import_btn.upload(self.import_file, [self.import_btn, store, *view_in],
-                               [store, self.message, *view_out], **PRIVATE)
+        self.export_btn.click(self.export, [self.session, self.scope], [self.export_out, self.message],
+                              **PRIVATE)
+        self.stored(self.import_btn.upload(self.import_file, [self.import_btn, *view_in],
+                                           [self.history_wire, self.message, *view_out], **PRIVATE))
         confirm = [self.clear_btn, self.really_btn, self.cancel_btn, self.message]
-        self.clear_btn.click(self.ask_clear, store, confirm, **PRIVATE)
+        self.clear_btn.click(self.ask_clear, self.session, confirm, **PRIVATE)
         self.cancel_btn.click(self.cancel_clear, None, confirm, **PRIVATE)
-        self.really_btn.click(self.clear, [e.question, e.input, self.show_all],
-                              [store, *confirm, *view_out], **PRIVATE)
+        self.stored(self.really_btn.click(
+            self.clear, [self.session, *list_in, self.shown_pair, self.compare_open],
+            [self.history_wire, self.marks_store, *confirm, *view_out], **PRIVATE))
 
 
 def _attempts_tab() -> tuple:
-    with gr.Tab(t("tab_attempts"), id="attempts", elem_id="tab-attempts"):
+    with gr.Tab(t("tab_attempts"), id="attempts", elem_id="tab-attempts") as tab:
         with gr.Row(equal_height=True):
             gr.Markdown(t("attempts_help"))
             show_all = gr.Checkbox(False, label=t("all_questions"), elem_id="all-questions",
@@ -263,11 +344,11 @@ def _attempts_tab() -> tuple:
             note = gr.Textbox(label=t("note"), max_lines=1, elem_id="note", scale=4,
                               placeholder=t("note_placeholder"))
             save_note_btn = gr.Button(t("save_note"), elem_id="save-note", scale=1, min_width=120)
-    return show_all, table, note, save_note_btn
+    return tab, (show_all, table, note, save_note_btn)
 
 
 def _compare_tab() -> tuple:
-    with gr.Tab(t("tab_compare"), id="compare", elem_id="tab-compare"):
+    with gr.Tab(t("tab_compare"), id="compare", elem_id="tab-compare") as tab:
         with gr.Row():
             pick_a = gr.Dropdown([], label=t("compare_a"), elem_id="compare-a")
             pick_b = gr.Dropdown([], label=t("compare_b"), elem_id="compare-b")
@@ -280,11 +361,11 @@ def _compare_tab() -> tuple:
             diff_response = gr.HighlightedText(
                 label=t("diff_response"), color_map=DIFF_COLORS, show_inline_category=False,
                 elem_id="diff-response", elem_classes="diff")
-    return pick_a, pick_b, compare_summary, diff_reasoning, diff_response
+    return tab, (pick_a, pick_b, compare_summary, diff_reasoning, diff_response)
 
 
 def _export_tab() -> tuple:
-    with gr.Tab(t("tab_export"), id="export", elem_id="tab-export"):
+    with gr.Tab(t("tab_export"), id="export", elem_id="tab-export") as tab:
         scope = gr.Radio([(t("scope_starred"), "starred"), (t("scope_all"), "all")],
                          value="starred", label=t("scope"), elem_id="export-scope")
         with gr.Row():
@@ -298,17 +379,20 @@ def _export_tab() -> tuple:
             really_btn = gr.Button(t("really_clear"), variant="stop", visible=False,
                                    elem_id="really-clear")
             cancel_btn = gr.Button(t("cancel"), visible=False, elem_id="cancel-clear")
-    return scope, export_btn, import_btn, export_out, clear_btn, really_btn, cancel_btn
+    return tab, (scope, export_btn, import_btn, export_out, clear_btn, really_btn, cancel_btn)
 
 
 def build_workbench(editor: Editor, max_upload: int) -> Workbench:
     """Lay the three tabs out under the editor and wire their own events."""
-    history_store = gr.BrowserState(History().to_data(), storage_key=wb.HISTORY_KEY,
-                                    secret=wb.history_secret())
+    stores = (gr.BrowserState(History().to_data(), storage_key=wb.HISTORY_KEY, secret=wb.history_secret()),
+              gr.BrowserState(History().marks_to_data(), storage_key=wb.MARKS_KEY, secret=wb.history_secret()),
+              gr.JSON(None, visible=False))  # history_store, marks_store, history_wire
+    session = (gr.State(None), gr.State(None), gr.State(False))  # session, shown_pair, compare_open
     states = (gr.State([]), gr.State(None), gr.State(None))  # listed_ids, selected, origin
     message = gr.Markdown(elem_id="workbench-message")
     with gr.Tabs(elem_id="workbench"):
-        parts = (*_attempts_tab(), *_compare_tab(), *_export_tab())
-    bench = Workbench(editor, history_store, *states, message, *parts, max_upload=max_upload)
+        tabs, parts = zip(_attempts_tab(), _compare_tab(), _export_tab())
+    bench = Workbench(editor, *stores, *session, *states, message, *(p for part in parts for p in part),
+                      tabs=tabs, max_upload=max_upload)
     bench.wire()
     return bench
