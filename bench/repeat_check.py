@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench import CONFIGS, sentences  # noqa: E402
+from bench import CONFIGS, sentences  # noqa: E402  (bench/bench.py: this folder is on the path)
 
 SAMPLING = {
     "greedy": dict(temperature=0.0, repetition_penalty=1.0),
