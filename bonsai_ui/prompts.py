@@ -58,6 +58,18 @@ class PromptFormat:
     reasoning_start: str
     response_marker: str
     stop: tuple[str, ...]
+    # Where a response ends although the model writes on: stops that count only in the response.
+    response_stop: tuple[str, ...] = ()
+
+    @property
+    def response_stops(self) -> tuple:
+        """Stops for a call whose whole output is the response (special, vanilla)."""
+        return self.stop + self.response_stop
+
+    @property
+    def reasoning_stops(self) -> tuple:
+        """Stops for a call that reasons first: response stops count after the response marker."""
+        return self.stop + tuple((self.response_marker, s) for s in self.response_stop)
 
 
 @lru_cache(maxsize=None)
@@ -73,6 +85,7 @@ def load_format(name: str) -> PromptFormat:
         reasoning_start=data.get("reasoning_start", ""),
         response_marker=data["response_marker"],
         stop=tuple(data.get("stop", ())),
+        response_stop=tuple(data.get("response_stop", ())),
     )
 
 

@@ -51,26 +51,47 @@ class StopFilter:
 
     Backends differ in how (and whether) they honour stop strings, so the engine applies this one
     filter to every backend's output and cancels the backend when it fires.
+
+    A stop may be a pair ``(marker, stop)``: ``stop`` counts only after ``marker`` has been
+    written. The Alpaca response ends at the next ``### `` header, but the reasoning before
+    ``### Response:`` may hold headers of its own.
     """
 
     def __init__(self, stops):
-        self.stops = tuple(s for s in stops if s)
+        self.stops = tuple(s for s in stops if isinstance(s, str) and s)
+        self.after = tuple(s for s in stops if isinstance(s, tuple) and all(s))
         self.stopped = False
         self._held = ""
+        self._released = ""  # all text shown so far, to find the markers of ``after``
+
+    def _active(self, text: str) -> list[tuple[str, int]]:
+        """The stops that apply to ``text`` (which follows what was released), each with the index
+        of ``text`` from which it may match."""
+        active = [(s, 0) for s in self.stops]
+        whole = self._released + text
+        for marker, stop in self.after:
+            at = whole.find(marker)
+            if at >= 0:
+                active.append((stop, max(at + len(marker) - len(self._released), 0)))
+        return active
 
     def feed(self, piece: str) -> str:
         """Return the text that is safe to show now."""
         if self.stopped:
             return ""
         text = self._held + piece
-        hits = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        active = self._active(text)
+        hits = [i for i in (text.find(s, start) for s, start in active) if i >= 0]
         if hits:
             self.stopped = True
             self._held = ""
-            return text[: min(hits)]
-        keep = _held_tail(text, self.stops)
-        self._held = text[len(text) - keep:] if keep else ""
-        return text[: len(text) - keep]
+            shown = text[: min(hits)]
+        else:
+            keep = _held_tail(text, [s for s, _ in active])
+            self._held = text[len(text) - keep:] if keep else ""
+            shown = text[: len(text) - keep]
+        self._released += shown
+        return shown
 
     def flush(self) -> str:
         """The stream ended: a held tail was not a stop string after all."""
