@@ -143,6 +143,18 @@ def render_prompt(fmt: PromptFormat, mode: str, instruction: str, input: str = "
     return ENV.get_template(f"{fmt.name}/{mode}.j2").render(**variables)
 
 
+# The debate's instructions (``prompts/<format>/<task>.j2``): rendered here, then wrapped in the
+# format's own prompt like any question. fbq is the seed's FBQ_GVB_template.j2, as in the document.
+TASKS = {"fbq": ("str_output_aff",), "rebuttal": ("side", "goal", "question", "answer")}
+
+
+def render_task(fmt: PromptFormat, task: str, **variables: str) -> str:
+    """The instruction of a debate step: the seed's fact-based-question template or a rebuttal."""
+    if task not in TASKS or set(variables) != set(TASKS[task]):
+        raise ValueError(f"task {task!r} takes {TASKS.get(task)}, got {sorted(variables)}")
+    return ENV.get_template(f"{fmt.name}/{task}.j2").render(**variables)
+
+
 @dataclass(frozen=True)
 class Example:
     title: str
