@@ -98,7 +98,7 @@ def test_parse_fact_questions(text, expected):
 
 
 def test_real_outputs_of_the_embedded_model_are_on_file():
-    assert REAL
+    assert len(REAL) >= 3
 
 
 @pytest.mark.parametrize("path", REAL, ids=[p.stem for p in REAL])
