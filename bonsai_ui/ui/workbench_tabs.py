@@ -17,7 +17,7 @@ from ..export import ImportFormatError
 from ..prompts import MODES
 from ..settings import GENERATION_BOUNDS, GenerationSettings, SettingsError
 from ..uploads import UploadRefused, read_upload
-from .common import PRIVATE
+from .common import PRIVATE, confirming, import_refused
 from .editor import Editor
 from .texts import t
 
@@ -187,9 +187,7 @@ class Workbench:
         try:
             summary = wb.import_into(history, read_upload(path, self.max_upload))
         except (ImportFormatError, UploadRefused, OSError) as error:
-            text = f"Could not import {name}: {error}. Nothing was imported. / 読み込めませんでした。"
-            gr.Warning(text)
-            return {self.message: text}
+            return {self.message: import_refused(name, error)}
         if not wb.listed(history, question, input, show_all):
             summary += " Tick “All questions” to see them. / 「すべての質問」で表示されます。"
         return {self.history_store: history.to_data(), self.message: summary,
@@ -198,19 +196,14 @@ class Workbench:
     @staticmethod
     def ask_clear(data):
         n = len(History.from_data(data)[0].attempts)
-        return (gr.Button(visible=False), gr.Button(visible=True), gr.Button(visible=True),
-                f"This deletes all {n} attempts of every question from this browser; export first to "
-                f"keep them. / {n} 件の試行をすべて削除します。")
-
-    @staticmethod
-    def cancel_clear():
-        return gr.Button(visible=True), gr.Button(visible=False), gr.Button(visible=False), ""
+        return confirming(True, f"This deletes all {n} attempts of every question from this browser; "
+                                f"export first to keep them. / {n} 件の試行をすべて削除します。")
 
     def clear(self, question, input, show_all):
         history = History()
-        return {self.history_store: history.to_data(), self.clear_btn: gr.Button(visible=True),
-                self.really_btn: gr.Button(visible=False), self.cancel_btn: gr.Button(visible=False),
-                self.message: "History cleared. / 履歴を消去しました。",
+        done = confirming(False, "History cleared. / 履歴を消去しました。")
+        return {self.history_store: history.to_data(),
+                **dict(zip([self.clear_btn, self.really_btn, self.cancel_btn, self.message], done)),
                 **self.panel(history, question, input, show_all, None, None)}
 
     # -- wiring ----------------------------------------------------------------------------------
@@ -244,7 +237,7 @@ class Workbench:
                                [store, self.message, *view_out], **PRIVATE)
         confirm = [self.clear_btn, self.really_btn, self.cancel_btn, self.message]
         self.clear_btn.click(self.ask_clear, store, confirm, **PRIVATE)
-        self.cancel_btn.click(self.cancel_clear, None, confirm, **PRIVATE)
+        self.cancel_btn.click(lambda: confirming(False), None, confirm, **PRIVATE)
         self.really_btn.click(self.clear, [e.question, e.input, self.show_all],
                               [store, *confirm, *view_out], **PRIVATE)
 
