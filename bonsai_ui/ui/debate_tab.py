@@ -31,7 +31,7 @@ from .editor import Editor
 from .texts import t
 
 DEBATE_KEY = "bonsai-debate"  # the localStorage key, beside the history's
-MAX_RUN_ROUNDS = 10  # "Run N rounds": at ~1 min a round on the embedded model, ten is a coffee break
+MAX_RUN_ROUNDS = 10  # "Run N rounds": a bound on one unattended click (a round is three or more model calls)
 
 
 @dataclass
