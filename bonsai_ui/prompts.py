@@ -64,7 +64,7 @@ class PromptFormat:
     @property
     def response_stops(self) -> tuple:
         """Stops for a call whose whole output is the response (special, vanilla)."""
-        return self.stop + self.response_stop
+        return self.stop + tuple(("", s) for s in self.response_stop)
 
     @property
     def reasoning_stops(self) -> tuple:

@@ -6,6 +6,7 @@ marker: the user must never see ``### Resp`` flash in the Reasoning pane and the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -52,14 +53,15 @@ class StopFilter:
     Backends differ in how (and whether) they honour stop strings, so the engine applies this one
     filter to every backend's output and cancels the backend when it fires.
 
-    A stop may be a pair ``(marker, stop)``: ``stop`` counts only after ``marker`` has been
-    written. The Alpaca response ends at the next ``### `` header, but the reasoning before
-    ``### Response:`` may hold headers of its own.
+    A stop may be a pair ``(marker, stop)``: ``stop`` counts only once ``marker`` has been
+    written (``""``: the output's start) and some text has followed it. The Alpaca response ends
+    at the next ``### `` header, but the reasoning before ``### Response:`` may hold headers of its
+    own, and a response that opens with a header must not end empty.
     """
 
     def __init__(self, stops):
         self.stops = tuple(s for s in stops if isinstance(s, str) and s)
-        self.after = tuple(s for s in stops if isinstance(s, tuple) and all(s))
+        self.after = tuple(s for s in stops if isinstance(s, tuple) and s[1])
         self.stopped = False
         self._held = ""
         self._released = ""  # all text shown so far, to find the markers of ``after``
@@ -71,8 +73,10 @@ class StopFilter:
         whole = self._released + text
         for marker, stop in self.after:
             at = whole.find(marker)
-            if at >= 0:
-                active.append((stop, max(at + len(marker) - len(self._released), 0)))
+            begun = re.search(r"\S", whole[at + len(marker):]) if at >= 0 else None
+            if begun:  # from just after the first character written after the marker
+                start = at + len(marker) + begun.start() + 1
+                active.append((stop, max(start - len(self._released), 0)))
         return active
 
     def feed(self, piece: str) -> str:

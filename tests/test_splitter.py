@@ -101,6 +101,9 @@ RESPONSE_STOPS = [  # (stops, pieces, shown)
     (load_format("alpaca").response_stops, ["Four pears.\n\n#", "## Question: how?"], "Four pears.\n"),
     (load_format("think").reasoning_stops, ["a</think>\n### Heading\ntext"], "a</think>\n### Heading\ntext"),
     ((("M", "X"),), ["aXbM", "cX"], "aXbMc"),
+    # A response that opens with a header is not cut to nothing: the next header ends it.
+    (load_format("alpaca").response_stops, ["\n### Question: x\nFour.", "\n### Next"], "\n### Question: x\nFour."),
+    (load_format("alpaca").reasoning_stops, ["r\n### Response:\n", "### Q\nA.\n### Z"], "r\n### Response:\n### Q\nA."),
 ]
 
 
