@@ -29,7 +29,7 @@ Choices:
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 from .attempts import Attempt
 
@@ -129,17 +129,23 @@ def _from_messages(row: dict) -> dict:
             "prompt_format": "think"}
 
 
-def import_jsonl(text: str, starred: bool = True) -> list[Attempt]:
-    """Attempts from an Alpaca or chat export; any bad line refuses the whole file, by number."""
-    attempts = []
+def jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each line that is not blank; a line that is not JSON is refused
+    by number."""
     # Split on "\n" only: str.splitlines would also cut at U+2028, which other writers leave raw.
     for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            yield number, json.loads(line)
         except json.JSONDecodeError as error:
             raise ImportFormatError(f"line {number}: not valid JSON ({error.msg})") from None
+
+
+def import_jsonl(text: str, starred: bool = True) -> list[Attempt]:
+    """Attempts from an Alpaca or chat export; any bad line refuses the whole file, by number."""
+    attempts = []
+    for number, row in jsonl_rows(text):
         try:
             if not isinstance(row, dict):
                 raise ValueError("expected a JSON object")

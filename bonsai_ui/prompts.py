@@ -58,6 +58,18 @@ class PromptFormat:
     reasoning_start: str
     response_marker: str
     stop: tuple[str, ...]
+    # Where a response ends although the model writes on: stops that count only in the response.
+    response_stop: tuple[str, ...] = ()
+
+    @property
+    def response_stops(self) -> tuple:
+        """Stops for a call whose whole output is the response (special, vanilla)."""
+        return self.stop + tuple(("", s) for s in self.response_stop)
+
+    @property
+    def reasoning_stops(self) -> tuple:
+        """Stops for a call that reasons first: response stops count after the response marker."""
+        return self.stop + tuple((self.response_marker, s) for s in self.response_stop)
 
 
 @lru_cache(maxsize=None)
@@ -73,6 +85,7 @@ def load_format(name: str) -> PromptFormat:
         reasoning_start=data.get("reasoning_start", ""),
         response_marker=data["response_marker"],
         stop=tuple(data.get("stop", ())),
+        response_stop=tuple(data.get("response_stop", ())),
     )
 
 
@@ -128,6 +141,18 @@ def render_prompt(fmt: PromptFormat, mode: str, instruction: str, input: str = "
             prefix = opened[: -len(fmt.reasoning_start)]
         variables["chat_prefix"] = prefix
     return ENV.get_template(f"{fmt.name}/{mode}.j2").render(**variables)
+
+
+# The debate's instructions (``prompts/<format>/<task>.j2``): rendered here, then wrapped in the
+# format's own prompt like any question. fbq is the seed's FBQ_GVB_template.j2, as in the document.
+TASKS = {"fbq": ("str_output_aff",), "rebuttal": ("side", "goal", "question", "answer")}
+
+
+def render_task(fmt: PromptFormat, task: str, **variables: str) -> str:
+    """The instruction of a debate step: the seed's fact-based-question template or a rebuttal."""
+    if task not in TASKS or set(variables) != set(TASKS[task]):
+        raise ValueError(f"task {task!r} takes {TASKS.get(task)}, got {sorted(variables)}")
+    return ENV.get_template(f"{fmt.name}/{task}.j2").render(**variables)
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,8 @@ class Runner:
             yield from self._reason(engine, fmt, request, prompt, cancel, session)
             return
         text, timing = "", Timing()
-        for text, timing in self._stream(engine, prompt, request.settings, cancel, fmt.stop, session):
+        for text, timing in self._stream(engine, prompt, request.settings, cancel,
+                                         fmt.response_stops, session):
             yield self._state(request, "", text.strip(), [timing], prompt, done=False)
         yield self._state(request, "", text.strip(), [timing], prompt, done=True)
 
@@ -198,7 +199,8 @@ class Runner:
         prompt = render_prompt(fmt, "special", question, input, reasoning, chat=engine.backend.chat)
         cancel = self._new_cancel(session)
         text, timing = "", Timing()
-        for text, timing in self._stream(engine, prompt, request.settings, cancel, fmt.stop, session):
+        for text, timing in self._stream(engine, prompt, request.settings, cancel,
+                                         fmt.response_stops, session):
             yield self._state(request, reasoning, text.strip(), [timing], prompt, done=False)
         yield self._state(request, reasoning, text.strip(), [timing], prompt, done=True)
 
@@ -227,7 +229,7 @@ class Runner:
             return given + text[: len(text) - len(text.lstrip())] + split.reasoning
 
         text, timing = "", Timing()
-        for text, timing in self._stream(engine, prompt, settings, cancel, fmt.stop, session):
+        for text, timing in self._stream(engine, prompt, settings, cancel, fmt.reasoning_stops, session):
             split = split_reasoning(text, fmt.response_marker, fmt.reasoning_start)
             yield self._state(request, reasoning_of(text, split), split.response or "", [timing],
                               prompt, done=False)
@@ -248,7 +250,8 @@ class Runner:
         except PromptTooLong as error:
             raise UserError(f"The reasoning needs a response, but: {error}") from None
         second, response = Timing(), ""
-        for response, second in self._stream(engine, follow, settings, cancel, fmt.stop, session):
+        for response, second in self._stream(engine, follow, settings, cancel,
+                                             fmt.response_stops, session):
             yield self._state(request, reasoning, response.strip(), [timing, second], both,
                               done=False, note=note)
         yield self._state(request, reasoning, response.strip(), [timing, second], both,

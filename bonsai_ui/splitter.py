@@ -6,6 +6,7 @@ marker: the user must never see ``### Resp`` flash in the Reasoning pane and the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -51,26 +52,50 @@ class StopFilter:
 
     Backends differ in how (and whether) they honour stop strings, so the engine applies this one
     filter to every backend's output and cancels the backend when it fires.
+
+    A stop may be a pair ``(marker, stop)``: ``stop`` counts only once ``marker`` has been
+    written (``""``: the output's start) and some text has followed it. The Alpaca response ends
+    at the next ``### `` header, but the reasoning before ``### Response:`` may hold headers of its
+    own, and a response that opens with a header must not end empty.
     """
 
     def __init__(self, stops):
-        self.stops = tuple(s for s in stops if s)
+        self.stops = tuple(s for s in stops if isinstance(s, str) and s)
+        self.after = tuple(s for s in stops if isinstance(s, tuple) and s[1])
         self.stopped = False
         self._held = ""
+        self._released = ""  # all text shown so far, to find the markers of ``after``
+
+    def _active(self, text: str) -> list[tuple[str, int]]:
+        """The stops that apply to ``text`` (which follows what was released), each with the index
+        of ``text`` from which it may match."""
+        active = [(s, 0) for s in self.stops]
+        whole = self._released + text
+        for marker, stop in self.after:
+            at = whole.find(marker)
+            begun = re.search(r"\S", whole[at + len(marker):]) if at >= 0 else None
+            if begun:  # from just after the first character written after the marker
+                start = at + len(marker) + begun.start() + 1
+                active.append((stop, max(start - len(self._released), 0)))
+        return active
 
     def feed(self, piece: str) -> str:
         """Return the text that is safe to show now."""
         if self.stopped:
             return ""
         text = self._held + piece
-        hits = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        active = self._active(text)
+        hits = [i for i in (text.find(s, start) for s, start in active) if i >= 0]
         if hits:
             self.stopped = True
             self._held = ""
-            return text[: min(hits)]
-        keep = _held_tail(text, self.stops)
-        self._held = text[len(text) - keep:] if keep else ""
-        return text[: len(text) - keep]
+            shown = text[: min(hits)]
+        else:
+            keep = _held_tail(text, [s for s, _ in active])
+            self._held = text[len(text) - keep:] if keep else ""
+            shown = text[: len(text) - keep]
+        self._released += shown
+        return shown
 
     def flush(self) -> str:
         """The stream ended: a held tail was not a stop string after all."""

@@ -14,9 +14,13 @@ def client(real_app):
     return Client(real_app.url, verbose=False)
 
 
-def test_only_generate_and_regenerate_are_public(client):
+def test_only_the_documented_endpoints_are_public(client):
     api = client.view_api(print_info=False, return_format="dict")
-    assert set(api["named_endpoints"]) == {"/generate", "/regenerate"}
+    assert set(api["named_endpoints"]) == {"/generate", "/regenerate", "/fact_questions", "/rebut"}
+    required = {name: [p["parameter_name"] for p in e["parameters"] if not p["parameter_has_default"]]
+                for name, e in api["named_endpoints"].items()}
+    assert required == {"/generate": ["question"], "/regenerate": ["question"],
+                        "/fact_questions": ["answer"], "/rebut": ["question", "answer"]}
     params = [p["parameter_name"] for p in api["named_endpoints"]["/generate"]["parameters"]]
     assert params == ["question", "input", "mode", "prompt_format", "reasoning", "max_new_tokens",
                       "temperature", "top_p", "top_k", "repetition_penalty", "seed"]
@@ -77,3 +81,10 @@ def test_bad_input_returns_a_clear_error(client, args, message):
 def test_out_of_range_temperature_is_refused_on_the_server(client):
     with pytest.raises(AppError, match="temperature = 9.0 is out of range"):
         client.predict(QUESTION, "", "vanilla", "alpaca", "", 16, 9.0, 0.95, 50, 1.1, 0, api_name="/generate")
+
+
+def test_optional_inputs_can_be_left_out(client):
+    """Only the question is required: the optional input (and the reasoning) default to ""."""
+    reasoning, response, stats, prompt = client.predict(question=QUESTION, max_new_tokens=32,
+                                                        api_name="/generate")
+    assert "✅ done" in stats and f"### Input:\n\n\n### Reasoning:\n" in prompt

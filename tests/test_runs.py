@@ -127,3 +127,17 @@ def test_format_stats(timings, done, expected):
     for part in expected:
         assert part in line
     assert "m on b" in line
+
+
+@pytest.mark.parametrize("mode,script,response", [
+    ("reasoning", [["### Step 1\nCount.", "\n### Response:\n", "Four.", "\n\n### Question:", " more?"]], "Four."),
+    ("vanilla", [["Four.\n", "### Question: more?"]], "Four."),
+    ("special", [["Four.\n\n## ", "not a section\n### Note: x"]], "Four.\n\n## not a section"),
+])
+def test_the_alpaca_response_ends_at_the_next_section_header(mode, script, response):
+    """The seed's fine-tunes never write one; the embedded model goes on with "### Question:"."""
+    runner, _ = runner_with(*script)
+    final = list(runner.generate("Q", "", mode, "alpaca", "R", S))[-1]
+    assert final.response == response and "ended by stop string" in final.stats
+    if mode == "reasoning":
+        assert final.reasoning == "### Step 1\nCount."  # headers in the reasoning are kept

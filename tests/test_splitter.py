@@ -2,6 +2,7 @@
 
 import pytest
 
+from bonsai_ui.prompts import load_format
 from bonsai_ui.splitter import Split, StopFilter, split_reasoning
 
 ALPACA = "### Response:"
@@ -89,3 +90,25 @@ def test_stop_filter_never_shows_a_stop_prefix_mid_stream():
 def test_stop_filter_without_stops_passes_everything():
     f = StopFilter([])
     assert f.feed("###") == "###" and f.flush() == ""
+
+
+# -- the Alpaca response ends at the next section header (the embedded model writes many) --------
+
+RESPONSE_STOPS = [  # (stops, pieces, shown)
+    (load_format("alpaca").reasoning_stops,
+     ["Think.\n### Note: x\n### Resp", "onse:\nFour.\n", "### Question: more"],
+     "Think.\n### Note: x\n### Response:\nFour."),
+    (load_format("alpaca").response_stops, ["Four pears.\n\n#", "## Question: how?"], "Four pears.\n"),
+    (load_format("think").reasoning_stops, ["a</think>\n### Heading\ntext"], "a</think>\n### Heading\ntext"),
+    ((("M", "X"),), ["aXbM", "cX"], "aXbMc"),
+    # A response that opens with a header is not cut to nothing: the next header ends it.
+    (load_format("alpaca").response_stops, ["\n### Question: x\nFour.", "\n### Next"], "\n### Question: x\nFour."),
+    (load_format("alpaca").reasoning_stops, ["r\n### Response:\n", "### Q\nA.\n### Z"], "r\n### Response:\n### Q\nA."),
+]
+
+
+@pytest.mark.parametrize("stops,pieces,shown", RESPONSE_STOPS)
+def test_response_stops_count_only_after_the_response_marker(stops, pieces, shown):
+    f = StopFilter(stops)
+    text = "".join(f.feed(p) for p in pieces) + f.flush()
+    assert text == shown

@@ -1,5 +1,5 @@
 """The Gradio page, one module per part: ``editor`` (the editor and its runs, the public API),
-``workbench_tabs`` (attempts, compare, export), composed and wired by ``page.build_ui``; labels in
+``workbench_tabs`` (attempts, compare, export), ``debate_tab`` (the debate), composed and wired by ``page.build_ui``; labels in
 ``texts``, shared pieces in ``common``."""
 
 from .common import LoadStatus

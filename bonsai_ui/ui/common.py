@@ -66,6 +66,18 @@ def shown(states, *fields):
         raise gr.Error(str(error)) from None
 
 
+def confirming(asking: bool, message: str = "") -> tuple:
+    """A "Clear…" that asks first: its three buttons (clear, really, cancel) and the message."""
+    return gr.Button(visible=not asking), gr.Button(visible=asking), gr.Button(visible=asking), message
+
+
+def import_refused(name: str, error: Exception) -> str:
+    """The message (and a toast) for a file that was not imported."""
+    text = f"Could not import {name}: {error}. Nothing was imported. / 読み込めませんでした。"
+    gr.Warning(text)
+    return text
+
+
 def _checked(component: type) -> type:
     """A slider/number whose server-side range check names the setting.
 

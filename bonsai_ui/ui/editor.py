@@ -169,7 +169,9 @@ def build_editor(runner: Runner, default_format: str) -> Editor:
         with gr.Column(scale=2, min_width=320):
             question = gr.Textbox(label=t("question"), lines=4, elem_id="question",
                                   placeholder=t("question_placeholder"))
-            input_box = gr.Textbox(label=t("input"), lines=1, elem_id="input")
+            # value "": API clients may leave the optional input out (a component without a value
+            # would make it a required argument of /generate and /regenerate).
+            input_box = gr.Textbox("", label=t("input"), lines=1, elem_id="input")
             mode = gr.Radio(MODE_CHOICES, value="reasoning", label=t("mode"), elem_id="mode")
             prompt_format = gr.Dropdown(formats, value=default_format, label=t("format"),
                                         elem_id="format", info=t("format_info"))
@@ -179,7 +181,7 @@ def build_editor(runner: Runner, default_format: str) -> Editor:
             settings = _settings_accordion()
         with gr.Column(scale=3, min_width=360):
             reasoning = gr.Textbox(
-                label=t("reasoning"), info=t("reasoning_info"),
+                "", label=t("reasoning"), info=t("reasoning_info"),
                 lines=10, max_lines=30, interactive=True, elem_id="reasoning", buttons=["copy"])
             with gr.Row(elem_id="interventions"):
                 intervention_btns = {item.id: gr.Button(t(f"intervention.{item.id}"), size="sm",

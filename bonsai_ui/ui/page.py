@@ -1,4 +1,5 @@
-"""The page: the model's status line, the editor, the workbench tabs, composed and wired together.
+"""The page: the model's status line; the Editor tab (the editor, the workbench tabs under it) and
+the Debate tab, composed and wired together.
 
 Each part is built by its own module and returned as a dataclass of its components; the events
 that join two parts (a finished run enters the history) are wired here.
@@ -12,6 +13,7 @@ from .. import hosting
 from ..runs import Runner
 from ..settings import AppSettings
 from .common import PRIVATE, LoadStatus
+from .debate_tab import build_debate, debate_store
 from .editor import build_editor
 from .texts import I18N, TITLE, t
 from .workbench_tabs import build_workbench
@@ -47,8 +49,14 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         model_status = gr.Markdown(status.markdown(runner), elem_id="model-status")
         timer = gr.Timer(0.5)
         seen_ready = gr.State(False)
-        editor = build_editor(runner, default_format if isinstance(default_format, str) else "alpaca")
-        bench = build_workbench(editor, settings.max_upload)
+        store = debate_store()
+        with gr.Tabs(elem_id="page-tabs"):
+            with gr.Tab(t("tab_editor"), id="editor", elem_id="tab-editor"):
+                editor = build_editor(runner, default_format if isinstance(default_format, str)
+                                      else "alpaca")
+                bench = build_workbench(editor, settings.max_upload)
+            with gr.Tab(t("tab_debate"), id="debate", elem_id="tab-debate"):
+                debate = build_debate(editor, runner, store, settings.max_upload)
         for event in editor.runs:
             bench.record_after(event)
 
@@ -57,6 +65,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         timer.tick(**refresh_args)
         demo.load(**refresh_args)
         bench.load_after(demo.load)
+        debate.load_after(demo.load)
     return demo
 
 

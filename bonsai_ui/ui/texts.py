@@ -68,6 +68,41 @@ TEXTS: dict[str, tuple[str, str]] = {
     "clear": ("Clear history…", "履歴を消去…"),
     "really_clear": ("Really clear all attempts?", "本当にすべて消去しますか？"),
     "cancel": ("Cancel", "キャンセル"),
+    "tab_editor": ("Editor ✎", "エディタ ✎"),
+    "tab_debate": ("Debate ⚖", "討論 ⚖"),
+    "debate_help": ("Two groups debate. Each round one side **answers** the question, the other side "
+                    "**rebuts** it with reasoning you can edit (edit it, then regenerate the rebuttal "
+                    "from it), then the seed's template asks five **fact-based questions** of answer "
+                    "and rebuttal; pick one and the next round swaps the sides. Generation settings "
+                    "are the editor's.",
+                    "2つのグループが討論します。各ラウンドで一方が質問に**回答**し、もう一方が編集できる推論"
+                    "で**反論**します（推論を編集して反論を再生成できます）。次に元記事のテンプレートで回答と"
+                    "反論から**事実に基づく質問**を5つ作り、1つ選ぶと次のラウンドで立場が入れ替わります。"
+                    "生成設定はエディタと共通です。"),
+    "goal_a": ("Goal of group A (what it believes)", "グループAの目標（信念）"),
+    "goal_b": ("Goal of group B (what it believes)", "グループBの目標（信念）"),
+    "language": ("Language of the debate", "討論の言語"),
+    "debate_question": ("Question of this round", "このラウンドの質問"),
+    "start": ("Start a debate on this question ▶", "この質問で討論を始める ▶"),
+    "round": ("Round", "ラウンド"),
+    "answer_reasoning": ("Answer: reasoning", "回答: 推論"),
+    "rebuttal_reasoning": ("Rebuttal: reasoning (edit it to steer the rebuttal)",
+                           "反論: 推論（編集して反論を導く）"),
+    "answer_btn": ("Answer ▶", "回答 ▶"),
+    "rebut_btn": ("Rebut ▶", "反論 ▶"),
+    "regenerate_answer": ("Regenerate answer from this reasoning ↻", "この推論から回答を再生成 ↻"),
+    "regenerate_rebuttal": ("Regenerate rebuttal from this reasoning ↻", "この推論から反論を再生成 ↻"),
+    "fbq_btn": ("Fact-based questions ▶", "事実に基づく質問 ▶"),
+    "pick": ("Pick the next round's question", "次のラウンドの質問を選ぶ"),
+    "raw_questions": ("The model's raw text", "モデルの出力（そのまま）"),
+    "next_round": ("Next round ⇢", "次のラウンド ⇢"),
+    "rounds_n": ("Rounds", "ラウンド数"),
+    "run_rounds": ("Run N rounds ▶▶", "Nラウンド実行 ▶▶"),
+    "transcript": ("Transcript", "記録"),
+    "export_debate": ("Export XLSX, CSV, JSONL", "XLSX・CSV・JSONLに書き出す"),
+    "import_debate": ("Import a debate (.xlsx, .csv, .jsonl)", "討論を読み込む（.xlsx・.csv・.jsonl）"),
+    "clear_debate": ("Clear debate…", "討論を消去…"),
+    "really_clear_debate": ("Really clear this debate?", "本当にこの討論を消去しますか？"),
 }
 _JA_SETTING_INFO = {
     "max_new_tokens": "段階ごと: 推論と回答がそれぞれこのトークン数まで",

@@ -18,7 +18,7 @@ from ..export import ImportFormatError
 from ..prompts import MODES
 from ..settings import GENERATION_BOUNDS, GenerationSettings, SettingsError
 from ..uploads import UploadRefused, read_upload
-from .common import PRIVATE
+from .common import PRIVATE, confirming, import_refused
 from .editor import Editor
 from .texts import t
 
@@ -253,9 +253,7 @@ class Workbench:
                 summary = wb.import_into(history, data)
                 stored = history.to_data()
         except (ImportFormatError, UploadRefused, OSError) as error:
-            text = f"Could not import {name}: {error}. Nothing was imported. / 読み込めませんでした。"
-            gr.Warning(text)
-            return {self.message: text}
+            return {self.message: import_refused(name, error)}
         if not wb.listed(history, question, input, show_all):
             summary += " Tick “All questions” to see them. / 「すべての質問」で表示されます。"
         return {self.history_wire: stored, self.message: summary,

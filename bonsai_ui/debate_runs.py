@@ -1,0 +1,139 @@
+"""What the Debate tab's buttons do, independent of Gradio: each step of a round is a run of the
+editor's ``Runner`` (same streaming, Stop, stats, prefix reuse and fallback), so the debate adds
+prompts and bookkeeping, not another way to call the model.
+
+* Answer: the round's question as the instruction, the answering side's goal as the input, in
+  reasoning mode; with an edited reasoning, special mode (the response is written from it).
+* Rebuttal: the format's ``rebuttal.j2`` as the instruction, likewise reasoning or special mode.
+* Questions: the seed's ``fbq.j2`` on answer and rebuttal, vanilla mode (the template asks for the
+  questions directly), parsed by ``debate.parse_fact_questions``.
+
+A finished step marks every later step stale (``Debate.mark_after``). Runs yield ``Progress``
+values; the debate passed in is updated in place when each step ends (stopped steps keep what was
+written).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+from .debate import Debate, DebateError, check_text, parse_fact_questions
+from .runs import Runner, RunState, UserError
+from .settings import GenerationSettings
+from .transcript import fbq_instruction, rebuttal_instruction
+
+ROUND_STEPS = ("answer", "rebuttal", "questions")
+
+
+@dataclass(frozen=True)
+class Progress:
+    round_index: int
+    kind: str  # "answer", "rebuttal" or "questions"
+    state: RunState | None  # the run's latest display state; None between steps
+    line: str  # the progress line shown above the round
+    done: bool = False  # the step has ended and the debate holds its result
+
+
+class DebateRunner:
+    def __init__(self, runner: Runner):
+        self.runner = runner
+        self._halts: dict[str, threading.Event] = {}
+
+    def stop(self, session: str) -> None:
+        """Stop the running step at once and any "Run N rounds" after it."""
+        self._halts.setdefault(session, threading.Event()).set()
+        self.runner.stop(session)
+
+    def _halt(self, session: str) -> threading.Event:
+        event = threading.Event()
+        self._halts[session] = event
+        return event
+
+    # -- one step ----------------------------------------------------------------------------------
+
+    def step(self, debate: Debate, round_index: int, kind: str, settings: GenerationSettings,
+             session: str = "", reasoning: str | None = None, line: str = "") -> Iterator[Progress]:
+        """Run one step of a round; ``reasoning`` (answer, rebuttal): write the text from it."""
+        if not 0 <= round_index < len(debate.rounds):
+            raise DebateError(f"There is no round {round_index + 1}. / ラウンド {round_index + 1} はありません。")
+        rnd = debate.rounds[round_index]
+        step = rnd.step(kind)
+        who = {"answer": f"group {rnd.answerer} answers", "rebuttal": f"group {rnd.rebutter} rebuts",
+               "questions": "fact-based questions"}[kind] if kind in ROUND_STEPS else kind
+        states = self._states(debate, round_index, kind, settings, session, reasoning)
+        state = None
+        try:
+            for state in states:
+                yield Progress(round_index, kind, state, line or f"⏳ round {round_index + 1} · {who}")
+        except UserError as error:  # raised as the run starts (a prompt too long for the model)
+            raise DebateError(str(error)) from None
+        if state is None:
+            return
+        if kind == "questions":
+            step.reasoning_generated = step.reasoning_sent = ""
+            debate.set_questions(round_index, parse_fact_questions(state.response))
+        else:
+            step.reasoning_sent = state.reasoning
+            step.reasoning_generated = state.reasoning_generated or (step.reasoning_generated
+                                                                     if reasoning is not None else "")
+        step.text, step.prompt, step.stats = state.response, state.prompt, state.stats
+        debate.mark_after(round_index, kind)
+        step.stale = False
+        ended = "⏹ stopped" if state.stopped else "✅ done"
+        yield Progress(round_index, kind, state, line or f"{ended}: round {round_index + 1} · {who}",
+                       done=True)
+
+    def _states(self, debate, i, kind, settings, session, reasoning) -> Iterator[RunState]:
+        """The Runner's run for a step; ``reasoning``: special mode, from that reasoning."""
+        rnd, fmt = debate.rounds[i], debate.prompt_format
+        if kind == "answer":
+            check_text("question", rnd.question)
+            instruction, input = rnd.question, debate.goals[rnd.answerer]
+        elif kind in ("rebuttal", "questions"):
+            check_text("answer", rnd.answer.text)
+            instruction, input = (rebuttal_instruction(debate, rnd) if kind == "rebuttal"
+                                  else fbq_instruction(debate, rnd)), ""
+        else:
+            raise DebateError(f"unknown step {kind!r}; one of {', '.join(ROUND_STEPS)}")
+        if kind == "questions":  # the template asks for the questions directly: no reasoning
+            return self.runner.generate(instruction, input, "vanilla", fmt, "", settings, session)
+        if reasoning is not None:
+            return self.runner.regenerate(instruction, input, reasoning, fmt, settings, session)
+        return self.runner.generate(instruction, input, "reasoning", fmt, "", settings, session)
+
+    # -- rounds --------------------------------------------------------------------------------------
+
+    def run_rounds(self, debate: Debate, start: int, rounds: int, settings: GenerationSettings,
+                   session: str = "") -> Iterator[Progress]:
+        """Complete ``rounds`` rounds from round ``start``: every step not yet done (or stale) is
+        run, the question is picked automatically where none is picked, and the next round is
+        started with the sides swapped. Stop ends it at once."""
+        halt = self._halt(session)
+        total = rounds * len(ROUND_STEPS)
+        i = start
+        for r in range(rounds):
+            for s, kind in enumerate(ROUND_STEPS):
+                step = debate.rounds[i].step(kind)
+                if step.done and not step.stale:
+                    continue
+                line = (f"⏳ round {r + 1} of {rounds} (debate round {i + 1}) · {kind} · step "
+                        f"{r * len(ROUND_STEPS) + s + 1} of {total}")
+                last = None
+                if not halt.is_set():
+                    for last in self.step(debate, i, kind, settings, session, line=line):
+                        if halt.is_set():  # Stop came between two runs: stop this one too
+                            self.runner.stop(session)
+                        yield last  # a stopped run still ends with its partial text, kept
+                if halt.is_set() or (last and last.state and last.state.stopped):
+                    yield Progress(i, kind, None, f"⏹ stopped in round {i + 1} ({kind}) / 停止しました")
+                    return
+            if not debate.rounds[i].questions:
+                yield Progress(i, "questions", None, f"⚠ round {i + 1}: the model wrote no fact-based "
+                               "question, so the debate cannot go on; see its raw text. / "
+                               "質問が見つかりませんでした。")
+                return
+            if r + 1 < rounds:
+                i = debate.next_round(i)
+        yield Progress(i, "questions", None, f"✅ {rounds} round(s) done / {rounds} ラウンド完了")

@@ -1,0 +1,249 @@
+"""The Debate tab in headless Chromium, on the embedded model: a round with an edited rebuttal,
+"Run 2 rounds" with Stop in the middle, the XLSX export against the page, and a debate that
+survives a reload but stays in its own browser. Stale marks use the scripted stand-in (exact text).
+
+The README's screenshot of a debate round is written only with ``BONSAI_SCREENSHOTS=1``:
+
+    BONSAI_SCREENSHOTS=1 python -m pytest -q tests/test_debate_browser.py -k round_on
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Page, expect  # noqa: E402
+
+from bonsai_ui.transcript import COLUMNS  # noqa: E402
+from conftest import IMAGES, SCREENSHOTS, VIEWPORT  # noqa: E402
+
+TIMEOUT_MS = 10_000
+REAL_MODEL_TIMEOUT_MS = 120_000  # SmolLM2-135M on 2 busy CPU cores, two phases of a step
+EDITED = ("The answer forgets the customers who cannot use a chatbot: the old, the angry, the deaf. "
+          "Who answers them when the AI fails?")
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    yield context.new_page()
+    context.close()
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def open_debate(page: Page, url: str, max_new_tokens: int | None = None) -> None:
+    page.goto(url)
+    expect(page.locator("#model-status")).to_contain_text("🟢", timeout=30_000)
+    if max_new_tokens is not None:
+        from test_browser import set_max_new_tokens
+
+        set_max_new_tokens(page, max_new_tokens)
+    page.get_by_role("tab", name="Debate ⚖").click()
+    expect(page.locator("#debate-question textarea")).to_be_visible()
+
+
+def progress(page: Page):
+    return page.locator("#debate-progress")
+
+
+RECORD = """() => { if (window.__progress) return;
+    const el = document.querySelector('#debate-progress');
+    window.__progress = [el.innerText];
+    new MutationObserver(() => window.__progress.push(el.innerText))
+        .observe(el, {subtree: true, childList: true, characterData: true}); }"""
+
+
+def step(page: Page, button: str, done: str, timeout: float = REAL_MODEL_TIMEOUT_MS) -> None:
+    """Click a step's button; wait until the progress line has said it runs (⏳), then ``done``.
+
+    Every value the line takes is recorded: a scripted step may pass ⏳ between two polls."""
+    page.evaluate(RECORD)
+    seen = page.evaluate("window.__progress.length")
+    page.locator(f"#{button}").click()
+    page.wait_for_function(
+        """([seen, done]) => { const seq = window.__progress.slice(seen);
+             const i = seq.findIndex(t => t.includes('⏳'));
+             return i >= 0 && seq.slice(i).some(t => t.includes(done)); }""",
+        arg=[seen, done], timeout=timeout)
+
+
+def box(page: Page, elem_id: str):
+    return page.locator(f"#{elem_id} textarea")
+
+
+def markdown(page: Page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} [data-testid=markdown]").inner_text().strip()
+
+
+def transcript(page: Page) -> list[list[str]]:
+    rows = page.locator("#debate-transcript .virtual-row").count()
+    return [[normal(page.locator(f"#debate-transcript [data-testid=cell-{r}-{c}]").inner_text())
+             for c in range(len(COLUMNS))] for r in range(rows)]
+
+
+def normal(value) -> str:
+    """A cell as text, whitespace collapsed (the page wraps lines, a spreadsheet keeps them)."""
+    return re.sub(r"\s+", " ", "" if value is None else str(value)).strip()
+
+
+# -- a round on the embedded model ----------------------------------------------------------------
+
+def test_a_round_on_the_embedded_model(real_app, page, tmp_path):
+    """Answer → rebuttal → edit its reasoning → regenerate → questions → pick → next round, then
+    the XLSX export holds what the page shows."""
+    open_debate(page, real_app.url, max_new_tokens=64)
+    step(page, "debate-start", "✅ done: round 1 · group A answers")
+    assert markdown(page, "debate-answer") and box(page, "debate-answer-reasoning").input_value()
+    step(page, "debate-rebut-btn", "✅ done: round 1 · group B rebuts")
+    first = markdown(page, "debate-rebuttal")
+    assert box(page, "debate-rebuttal-reasoning").input_value().strip() and first
+
+    box(page, "debate-rebuttal-reasoning").fill(EDITED)
+    step(page, "debate-regenerate-rebuttal", "✅ done: round 1 · group B rebuts")
+    expect(page.locator("#debate-stats")).to_contain_text("reused from cache")
+    assert box(page, "debate-rebuttal-reasoning").input_value() == EDITED
+    rebuttal = markdown(page, "debate-rebuttal")
+    assert rebuttal
+
+    from test_browser import set_max_new_tokens
+
+    page.get_by_role("tab", name="Editor ✎").click()
+    set_max_new_tokens(page, 320)  # five paragraphs
+    page.get_by_role("tab", name="Debate ⚖").click()
+    step(page, "debate-fbq-btn", "✅ done: round 1 · fact-based questions")
+    options = page.locator("#debate-pick label")
+    expect(options.first).to_be_visible()
+    expect(page.locator("#debate-depth")).to_contain_text("| 1 | A → B |")
+    if SCREENSHOTS:
+        page.locator("#tab-debate").screenshot(path=str(IMAGES / "debate.png"))
+    options.last.click()
+    picked = options.last.inner_text().strip()
+    page.locator("#debate-next").click()
+    expect(page.locator("#debate-question textarea")).to_have_value(picked, timeout=TIMEOUT_MS)
+    expect(page.locator("#debate-answer-head")).to_contain_text("Group B answers")
+    expect(page.locator("#debate-rebuttal-head")).to_contain_text("Group A rebuts")
+
+    shown = transcript(page)
+    assert len(shown) == 2 and shown[0][5] == normal(rebuttal)
+    row = dict(zip(COLUMNS, shown[0]))
+    assert row["FBAReasoningSent"] == normal(EDITED) and row["FBAReasoningGenerated"] != row["FBAReasoningSent"]
+
+    page.locator("#debate-export").click()
+    expect(page.locator("#debate-message")).to_contain_text("Exported 2 round(s)", timeout=TIMEOUT_MS)
+    with page.expect_download() as info:
+        page.locator('#debate-files a[download$=".xlsx"]').click()
+    path = tmp_path / "debate.xlsx"
+    info.value.save_as(path)
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(path).active
+    values = [[normal(c) for c in row] for row in sheet.iter_rows(values_only=True)]
+    assert values[0] == COLUMNS and values[1:] == shown
+
+
+def test_run_two_rounds_then_stop_in_the_middle(real_app, page):
+    open_debate(page, real_app.url, max_new_tokens=48)
+    page.locator("#debate-start").click()
+    expect(progress(page)).to_contain_text("✅ done: round 1 · group A answers", timeout=REAL_MODEL_TIMEOUT_MS)
+    page.locator("#debate-n input").fill("2")
+    page.locator("#debate-run").click()
+    expect(progress(page)).to_contain_text("step 2 of 6", timeout=REAL_MODEL_TIMEOUT_MS)  # the rebuttal
+    expect(box(page, "debate-rebuttal-reasoning")).not_to_have_value("", timeout=REAL_MODEL_TIMEOUT_MS)
+    page.locator("#debate-stop").click()
+    expect(progress(page)).to_contain_text("⏹ stopped in round 1 (rebuttal)", timeout=TIMEOUT_MS)
+    kept = box(page, "debate-rebuttal-reasoning").input_value()
+    assert kept.strip()  # the partial rebuttal stays
+    expect(page.locator("#debate-stats")).to_contain_text("⏹ stopped")
+    page.wait_for_timeout(1500)
+    assert box(page, "debate-rebuttal-reasoning").input_value() == kept  # nothing ran on
+
+    # The model is free again: the same rounds run on to the end.
+    page.locator("#debate-run").click()
+    expect(progress(page)).to_contain_text("round(s) done", timeout=4 * REAL_MODEL_TIMEOUT_MS)
+
+
+# -- stale marks ---------------------------------------------------------------------------------
+
+ANSWER = ["Jobs change.", "\n### Response:\n", "AI helps."]
+REBUTTAL = ["It hides costs.", "\n### Response:\n", "Who pays?"]
+QUESTIONS = ["PARAGRAPH: Costs hide. Who pays them?\nPARAGRAPH: Jobs go. Which go first?"]
+
+
+def test_re_running_a_step_marks_the_later_ones_stale(scripted_app, page):
+    scripted_app.backend.delay = 0.05
+    scripted_app.backend.script = [ANSWER, REBUTTAL, QUESTIONS, ANSWER, ["Answer again.", "\n### Response:\n",
+                                                                          "AI still helps."]]
+    open_debate(page, scripted_app.url)
+    step(page, "debate-start", "✅ done: round 1 · group A answers", TIMEOUT_MS)
+    step(page, "debate-rebut-btn", "✅ done: round 1 · group B rebuts", TIMEOUT_MS)
+    step(page, "debate-fbq-btn", "✅ done: round 1 · fact-based questions", TIMEOUT_MS)
+    expect(page.locator("#debate-pick label")).to_have_count(2)
+    page.locator("#debate-next").click()
+    expect(page.locator("#debate-answer-head")).to_contain_text("Group B answers", timeout=TIMEOUT_MS)
+    step(page, "debate-answer-btn", "✅ done: round 2 · group B answers", TIMEOUT_MS)
+
+    page.locator("#debate-round input").click()  # back to round 1, re-run its answer
+    page.get_by_role("option").filter(has_text="Round 1").click()
+    expect(page.locator("#debate-answer-head")).to_contain_text("Group A answers", timeout=TIMEOUT_MS)
+    step(page, "debate-answer-btn", "✅ done: round 1 · group A answers", TIMEOUT_MS)
+    expect(page.locator("#debate-rebuttal-head")).to_contain_text("stale")
+    assert markdown(page, "debate-rebuttal") == "Who pays?"  # kept, not deleted
+    rows = transcript(page)
+    assert [dict(zip(COLUMNS, r))["Stale"] for r in rows] == ["rebuttal, questions", "answer"]
+    assert dict(zip(COLUMNS, rows[1]))["AInitial"] == "AI helps."
+
+
+# -- nothing lost, nothing shared ----------------------------------------------------------------
+
+def test_the_debate_survives_a_reload_and_stays_in_its_browser(scripted_app, browser):
+    scripted_app.backend.script = [["Kept here.", "\n### Response:\n", "In this browser."]]
+    context = browser.new_context(viewport=VIEWPORT)
+    other = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        open_debate(page, scripted_app.url)
+        page.locator("#debate-start").click()
+        expect(progress(page)).to_contain_text("✅ done: round 1", timeout=TIMEOUT_MS)
+        page.reload()
+        page.get_by_role("tab", name="Debate ⚖").click()
+        expect(page.locator("#debate-answer [data-testid=markdown]")).to_have_text("In this browser.",
+                                                                                  timeout=TIMEOUT_MS)
+        assert len(transcript(page)) == 1
+
+        stranger = other.new_page()
+        open_debate(stranger, scripted_app.url)
+        expect(stranger.locator("#debate-transcript")).to_be_visible()
+        stranger.wait_for_timeout(1000)  # the stored debate would have loaded by now
+        assert transcript(stranger) == [] and not markdown(stranger, "debate-answer")
+    finally:
+        context.close()
+        other.close()
+
+
+def test_a_bad_import_names_the_line_and_a_good_one_restores(scripted_app, page, tmp_path):
+    from bonsai_ui.debate import Debate, Round, Step
+    from bonsai_ui.transcript import to_csv
+
+    open_debate(page, scripted_app.url)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"category": "answer"}\n', encoding="utf-8")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#debate-import").click()
+    chooser.value.set_files(bad)
+    expect(page.locator("#debate-message")).to_contain_text("line 1: not a debate record", timeout=TIMEOUT_MS)
+
+    good = tmp_path / "good.csv"
+    d = Debate(goals={"A": "ア", "B": "B"}, language="ja",
+               rounds=[Round("質問？", "A", Step(text="回答。"), Step(text="反論。"))])
+    good.write_text(to_csv(d), encoding="utf-8")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#debate-import").click()
+    chooser.value.set_files(good)
+    expect(page.locator("#debate-message")).to_contain_text("Imported 1 round(s)", timeout=TIMEOUT_MS)
+    expect(page.locator("#debate-question textarea")).to_have_value("質問？")
+    expect(page.locator("#goal-a textarea")).to_have_value("ア")
+    assert markdown(page, "debate-rebuttal") == "反論。"
