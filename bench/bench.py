@@ -174,6 +174,7 @@ def main() -> None:
     ap.add_argument("--reuse-lengths", default="1000,2000,4000")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: plain,reuse,ceiling")
     ap.add_argument("--decoder", default="auto", choices=("auto", "static", "generate"))
+    ap.add_argument("--nf4-kernel", default="auto", choices=("auto", "off"))
     ap.add_argument("--started-at", type=float, default=0.0,
                     help="epoch seconds when the process was launched (date +%%s.%%N), for cold start")
     ap.add_argument("--out", default="")
@@ -208,7 +209,8 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     engine = load_engine(AppSettings(model=args.model, backend=backend_name, load_in_4bit=four_bit,
-                                     context_length=8192, decoder=args.decoder))
+                                     context_length=8192, decoder=args.decoder,
+                                     **({"nf4_kernel": args.nf4_kernel} if args.nf4_kernel != "auto" else {})))
     cuda_sync()
     result["load_s"] = round(time.perf_counter() - t0, 2)
     if backend_name == "unsloth":
@@ -236,6 +238,24 @@ def main() -> None:
     result["stream"] = {"ttft_s": round(t.ttft, 4), "decode_tok_s": round(t.decode_tps, 2),
                         "new_tokens": t.new_tokens}
     emit()
+
+    if "sampling" not in skip:  # what sampling costs against greedy: medians of three, alternating
+        variants = {"greedy": dict(temperature=0.0, repetition_penalty=1.0),
+                    "page_defaults": dict(temperature=0.0, repetition_penalty=1.1),
+                    "sampled": dict(temperature=0.7, top_p=0.9, top_k=50, repetition_penalty=1.1),
+                    "sampled_top_p_only": dict(temperature=0.7, top_p=0.9, top_k=0,
+                                               repetition_penalty=1.0)}
+        speeds = {name: [] for name in variants}
+        for _ in range(3):
+            for name, kw in variants.items():
+                speeds[name].append(timed_stream(engine, prompt, GenerationSettings(
+                    max_new_tokens=args.new_tokens, **kw), "sampling").decode_tps)
+        greedy = statistics.median(speeds["greedy"])
+        result["sampling_decode_tok_s"] = {
+            name: {"median": round(statistics.median(v), 1),
+                   "vs_greedy_pct": round(100 * (statistics.median(v) / greedy - 1), 1)}
+            for name, v in speeds.items()}
+        emit()
 
     if "plain" not in skip and hasattr(backend, "model"):
         p = plain_generate(backend, prompt, args.new_tokens)

@@ -15,10 +15,14 @@ import argparse
 import json
 import threading
 
+import sys
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REPS = 30
 
 
@@ -106,6 +110,10 @@ def main():
     logits = torch.randn(1, 152064, device=dev)
     emit(op="softmax+cumsum+sort", distinct=distinct(
         lambda: torch.sort(logits, descending=False)[0].softmax(-1).cumsum(-1)))
+    from bonsai_ui.engine.static_decoder import ordered_cumsum
+
+    emit(op="softmax+ordered_cumsum+sort (the app's top-p)", distinct=distinct(
+        lambda: ordered_cumsum(torch.sort(logits, descending=False)[0].softmax(-1))))
     gen = torch.Generator(device=dev)
 
     def sample():

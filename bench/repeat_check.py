@@ -29,6 +29,7 @@ SAMPLING = {
     "greedy": dict(temperature=0.0, repetition_penalty=1.0),
     "seeded": dict(temperature=0.7, top_p=0.9, top_k=50, repetition_penalty=1.1, seed=1234),
     "page-defaults": dict(temperature=0.0, repetition_penalty=1.1),
+    "seeded-top-p": dict(temperature=0.8, top_p=0.9, top_k=0, repetition_penalty=1.0, seed=99),
 }
 
 

@@ -221,6 +221,14 @@ def test_sampling_noise_depends_on_seed_and_position_only():
     assert len({noise_seed(s, p) for s in range(20) for p in range(20)}) == 400
 
 
+@pytest.mark.parametrize("n", [5, 1024, 1025, 49152, 152064])
+def test_ordered_cumsum_is_a_cumsum(n):
+    from bonsai_ui.engine.static_decoder import ordered_cumsum
+
+    x = torch.rand(1, n, dtype=torch.float64)
+    torch.testing.assert_close(ordered_cumsum(x), x.cumsum(-1))
+
+
 def test_sampling_follows_the_probabilities():
     """argmax(p / exponential noise) draws token i with probability p_i."""
     settings = GenerationSettings(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, seed=3)

@@ -358,6 +358,26 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
     return torch.where(seen, penalized, logits)
 
 
+SCAN_ROW = 1024  # ordered_cumsum's row: short enough for one thread block's fixed-order scan
+
+
+def ordered_cumsum(x: torch.Tensor) -> torch.Tensor:
+    """``x.cumsum(-1)`` whose additions come in the same order every run.
+
+    CUDA's one-pass scan of a long row (CUB's decoupled look-back) adds a tile's predecessors in
+    whatever grouping is ready first: over a 152k vocabulary it gave 28 different results in 30 runs
+    on an H200 (bench/determinism_probe.py). Rows of 1,024 are scanned by one block each in a fixed
+    order; their totals (≤ 150 of them) are scanned the same way and added back.
+    """
+    n = x.shape[-1]
+    if n <= SCAN_ROW:
+        return x.cumsum(-1)
+    rows = F.pad(x, (0, -n % SCAN_ROW)).view(*x.shape[:-1], -1, SCAN_ROW).cumsum(-1)
+    totals = rows[..., -1]
+    before = totals.cumsum(-1) - totals  # what all earlier rows add up to
+    return (rows + before[..., None]).flatten(-2)[..., :n]
+
+
 def noise_seed(seed: int, position: int) -> int:
     """The sampling noise's seed for the token at ``position``: a function of the run's seed and
     the position alone, so a token is drawn the same way whatever ran before it in the process,
@@ -385,7 +405,7 @@ def choose_token(logits: torch.Tensor, seen: torch.Tensor, settings,
     if settings.top_p < 1.0:
         ascending, order = (logits.flip(-1), None) if index is not None else \
             torch.sort(logits, descending=False)
-        cumulative = ascending.softmax(-1).cumsum(-1)
+        cumulative = ordered_cumsum(ascending.softmax(-1))
         remove = cumulative <= (1 - settings.top_p)
         remove[..., -1:] = False  # always keep the most likely token
         ascending = ascending.masked_fill(remove, float("-inf"))

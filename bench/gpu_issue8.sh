@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The GPU runs behind docs/benchmarks.md's "Same input, same tokens" section (issue 8), in one lease:
+#   bash bench/gpu_issue8.sh repeat    # 0.5B: every CUDA path, 1,000 tokens, identical? (+ probe)
+#   bash bench/gpu_issue8.sh speed     # 7B: decode, sampling, regenerate; the code before (.baseline)
+# Needs the carried .whl and .gpu_assets (bench/prepare_gpu_assets.sh); .baseline/ holds the code
+# before issue 8 (git archive 644f2c8 bonsai_ui bench | tar -x -C .baseline) with this bench.py.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/results/tmp}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+build() { [ -f "/tmp/$1/config.json" ] || python3 bench/make_random_model.py --shape "$1" \
+    --tokenizer .gpu_assets/smollm2-tokenizer --out "/tmp/$1" > "$OUT/build-$1.log" 2>&1 || exit 1; }
+case "$1" in
+repeat)
+    build qwen2.5-0.5b; M=/tmp/qwen2.5-0.5b
+    R="timeout 430 python3 bench/repeat_check.py --model $M --label qwen2.5-0.5b --out $OUT/repeat.jsonl"
+    $R --config unsloth-4bit > "$OUT/r-unsloth.log" 2>&1 &
+    $R --config transformers-bf16 > "$OUT/r-bf16.log" 2>&1 &
+    $R --config transformers-nf4 --nf4-kernel off > "$OUT/r-nf4.log" 2>&1 &
+    timeout 200 python3 bench/determinism_probe.py --out "$OUT/probe.jsonl" > "$OUT/probe.log" 2>&1
+    wait ;;
+speed)
+    build qwen2.5-0.5b
+    for flag in "" --no-cudnn; do  # the code before: identical runs, with and without cuDNN's attention
+        timeout 120 python3 bench/old_path_ablation.py --root .baseline --model /tmp/qwen2.5-0.5b $flag \
+            --out "$OUT/ablation.jsonl" > "$OUT/ablation$flag.log" 2>&1 &
+    done
+    timeout 200 python3 bench/repeat_check.py --config transformers-bf16 --model /tmp/qwen2.5-0.5b \
+        --decoders static --modes seeded-top-p --out "$OUT/repeat.jsonl" > "$OUT/r-top-p.log" 2>&1 &
+    timeout 100 python3 bench/determinism_probe.py --out "$OUT/probe.jsonl" > "$OUT/probe.log" 2>&1 &
+    build qwen2.5-7b; wait; M=/tmp/qwen2.5-7b
+    B="timeout 200 python3 bench/bench.py --config unsloth-4bit --model $M --label qwen2.5-7b --prompt-tokens 1271"
+    $B --skip static --reuse-lengths 2000 --out "$OUT/speed.jsonl" > "$OUT/speed-new.log" 2>&1
+    $B --skip static,plain,reuse,ceiling --nf4-kernel off --out "$OUT/speed.jsonl" > "$OUT/speed-nf4off.log" 2>&1
+    (cd .baseline && timeout 150 python3 bench/bench.py --config unsloth-4bit --model $M --label qwen2.5-7b-before \
+        --prompt-tokens 1271 --skip static,plain,reuse,ceiling --out "$OUT/speed.jsonl" > "$OUT/speed-old.log" 2>&1) ;;
+esac
