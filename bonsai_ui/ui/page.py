@@ -31,9 +31,10 @@ CSS = """
 
 
 def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable" = "alpaca",
-             settings: AppSettings = AppSettings()) -> gr.Blocks:
+             settings: AppSettings = AppSettings(), concurrency: int = 1) -> gr.Blocks:
     """``default_format`` may be a function: it is called once the model is ready (auto format).
-    ``settings``: the upload limit and the temporary files' lifetime (hosting.py)."""
+    ``settings``: the upload limit and the temporary files' lifetime (hosting.py).
+    ``concurrency``: runs streaming at once (1 in-process; a served engine's --parallel)."""
 
     def refresh(seen_ready: bool):
         ready = status.ready and runner.engine is not None
@@ -47,7 +48,8 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         model_status = gr.Markdown(status.markdown(runner), elem_id="model-status")
         timer = gr.Timer(0.5)
         seen_ready = gr.State(False)
-        editor = build_editor(runner, default_format if isinstance(default_format, str) else "alpaca")
+        editor = build_editor(runner, default_format if isinstance(default_format, str) else "alpaca",
+                              concurrency)
         bench = build_workbench(editor, settings.max_upload)
         for event in editor.runs:
             bench.record_after(event)
