@@ -50,22 +50,11 @@ START_TIMEOUT_S = 180.0
 
 def start_app(args: list[str]) -> tuple[subprocess.Popen, str]:
     """``python app.py ARGS`` on a free port; returns once the model is ready."""
-    import httpx
-
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *args],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+    _wait_healthy(url, proc)
     one_user(url, max_new_tokens=4)  # waits for the model (the page is served before it loads)
     return proc, url
 
@@ -214,11 +203,13 @@ def main() -> None:
             engine.stop()
 
 
-def _wait_healthy(url: str) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen | None = None) -> None:
     import httpx
 
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"app exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return

@@ -41,6 +41,7 @@ class LlamaServer:
         self.log = log
         self.api_key = api_key
         self.process: subprocess.Popen | None = None
+        self.paused = False
 
     def start(self) -> "LlamaServer":
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf()),
@@ -73,9 +74,11 @@ class LlamaServer:
 
     def pause(self) -> None:
         os.kill(self.process.pid, signal.SIGSTOP)  # a stalled engine: connected, silent
+        self.paused = True
 
     def resume(self) -> None:
         os.kill(self.process.pid, signal.SIGCONT)
+        self.paused = False
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -94,7 +94,9 @@ def test_many_users_at_once_each_get_their_own_answer(app):
 def test_beyond_the_queue_visitors_are_told_the_app_is_busy(app):
     """4 runs at once (--parallel 4) and 2 waiting (--queue-size 2): a 12th visitor is turned away."""
     wait_ready(app)
-    jobs = [submit(Client(app, verbose=False), "Write a very long story about a dragon.", 400)
+    # 48 tokens each: llama-cpp-python serves one request at a time, and a run's tokenize call
+    # waits behind the others' generations, which must stay within --request-timeout.
+    jobs = [submit(Client(app, verbose=False), "Write a very long story about a dragon.", 48)
             for _ in range(12)]
     outcomes = []
     for job in jobs:
@@ -104,7 +106,7 @@ def test_beyond_the_queue_visitors_are_told_the_app_is_busy(app):
         except Exception as error:  # noqa: BLE001
             outcomes.append(str(error))
     busy = [o for o in outcomes if o != "ok"]
-    assert busy and all("busy" in o.lower() or "queue is full" in o.lower() for o in busy), outcomes
+    assert busy and all("queue is full" in o.lower() for o in busy), outcomes
     assert outcomes.count("ok") >= 6
     submit(Client(app, verbose=False)).result()  # and it serves again once the crowd has gone
 

@@ -150,20 +150,7 @@ class OpenAIBackend:
         return int(data["count"]) if "count" in data else len(data["tokens"])
 
     def _post_json(self, path: str, body: dict) -> dict:
-        import httpx
-
-        try:
-            response = self.client.post(self.url + path, json=body)
-        except httpx.TimeoutException:
-            raise EngineError(f"{self._where()} did not answer {path} within "
-                              f"{self.timeout:.0f} s (stalled?)") from None
-        except httpx.HTTPError as error:
-            raise EngineError(f"{self._where()} cannot be reached ({type(error).__name__}: "
-                              f"{error}). Is it running?") from None
-        if response.status_code >= 400:
-            raise EngineError(f"{self._where()} answered {path} with {response.status_code}: "
-                              f"{_error_text(response)}")
-        return response.json()
+        return _call(self.client, "POST", self.url, path, self._where(), body)
 
     def _where(self) -> str:
         return f"the engine ({self.dialect.name} at {self.url})"
@@ -272,18 +259,26 @@ def served_models(client, url: str) -> list[str]:
     return [m["id"] for m in _get(client, url, "/v1/models").get("data", [])]
 
 
-def _get(client, url: str, path: str) -> dict:
+def _call(client, method: str, url: str, path: str, where: str, body: dict | None = None) -> dict:
+    """One JSON request; every failure becomes an EngineError naming the engine and the cause."""
     import httpx
 
     try:
-        response = client.get(url + path)
+        response = client.request(method, url + path, json=body)
+    except httpx.TimeoutException:
+        raise EngineError(f"{where} did not answer {method} {path} in time: it stalled "
+                          f"(--request-timeout)") from None
     except httpx.HTTPError as error:
-        raise EngineError(f"cannot reach the engine at {url} ({type(error).__name__}: {error}); "
-                          f"is it running, and is --endpoint right?") from None
+        raise EngineError(f"cannot reach {where} ({type(error).__name__}: {error}); is it "
+                          f"running, and is --endpoint right?") from None
     if response.status_code >= 400:
-        raise EngineError(f"the engine at {url} answered GET {path} with "
-                          f"{response.status_code}: {_error_text(response)}")
+        raise EngineError(f"{where} answered {method} {path} with {response.status_code}: "
+                          f"{_error_text(response)}")
     return response.json()
+
+
+def _get(client, url: str, path: str) -> dict:
+    return _call(client, "GET", url, path, f"the engine at {url}")
 
 
 def _probe(client, url: str, path: str) -> dict | None:
