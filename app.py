@@ -1,4 +1,5 @@
-"""BONSAI Reasoning Editor: ``python app.py [--model … --host … --share yes --auth user:password]``.
+"""BONSAI Reasoning Editor: ``python app.py [--model … --host … --share yes --auth user:password]``,
+or ``python app.py --backend openai --endpoint URL`` to drive a served model (vLLM, SGLang, llama.cpp).
 
 The page is served first and the model loads behind it, so a visitor sees loading progress instead
 of a dead link; a model that fails to load ends the process with a plain message and exit code 2.
@@ -24,6 +25,11 @@ def default_format(settings: AppSettings, runner: Runner) -> str:
     return "alpaca" if backend.name == "unsloth" or not backend.chat.template else "think"
 
 
+def runs_at_once(settings: AppSettings) -> int:
+    """A served engine batches runs itself; an in-process model runs one at a time."""
+    return settings.parallel if settings.backend == "openai" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = parse_app_settings(argv)
     runner = Runner()
@@ -31,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     if warning := exposure_warning(settings):
         print(warning, file=sys.stderr, flush=True)
     demo = build_ui(runner, status, default_format=lambda: default_format(settings, runner),
-                    settings=settings)
-    demo.queue(default_concurrency_limit=1)
+                    settings=settings, concurrency=runs_at_once(settings))
+    # Beyond queue_size waiting runs, a visitor is told the app is busy instead of waiting forever.
+    demo.queue(default_concurrency_limit=1, max_size=settings.queue_size)
     demo.launch(server_name=settings.host, server_port=settings.port,
                 share=settings.share == "yes", prevent_thread_lock=True, **launch_kwargs(settings))
     try:

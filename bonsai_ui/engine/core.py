@@ -1,4 +1,4 @@
-"""The engine: one loaded backend, used by one generation at a time.
+"""The engine: one loaded backend, used by one generation at a time (a served engine: several).
 
 One model lives in the process; two generations interleaving on it would corrupt each other's KV
 cache, so runs take a lock. Stop strings and timing are applied here, identically for every backend.
@@ -63,7 +63,9 @@ class Timing:
 class Engine:
     def __init__(self, backend: Backend):
         self.backend = backend
-        self._lock = threading.Lock()
+        # In-process backends hold one model and one KV cache: one run at a time. A served engine
+        # batches runs itself, so up to its ``parallel`` runs stream at once.
+        self._lock = threading.BoundedSemaphore(getattr(backend, "parallel", 1))
 
     def check_fits(self, prompt: str, max_new_tokens: int) -> int:
         """Refuse a prompt that cannot fit, before any work; return its token count."""

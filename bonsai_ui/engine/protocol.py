@@ -24,7 +24,7 @@ class Chunk:
 
 
 class Backend(Protocol):
-    name: str  # "llama.cpp", "transformers", "unsloth"
+    name: str  # "llama.cpp", "transformers", "unsloth", or the remote engine ("vLLM 0.11.0", ...)
     model_name: str  # what the stats line shows
     context_length: int  # prompt + new tokens must fit in this
     chat: ChatTemplate  # the model's own chat template, for the chat prompt format
@@ -42,6 +42,11 @@ class Backend(Protocol):
 
 class LoadError(RuntimeError):
     """A model that cannot be loaded; the message names the model and the cause."""
+
+
+class EngineError(RuntimeError):
+    """A served engine failed a run (unreachable, an error status, a broken or stalled stream); the
+    message is for the user and names the engine and what happened."""
 
 
 Emit = Callable[..., None]  # emit(text, tokens_so_far, new_ids=())

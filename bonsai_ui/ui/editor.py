@@ -39,6 +39,7 @@ class Editor:
     prompt: gr.Textbox
     selection: gr.State  # the last text selected in the reasoning box
     runs: list = field(default_factory=list)  # the events of Generate, Regenerate and Continue
+    concurrency: int = 1  # runs streaming at once: 1 in-process, --parallel with a served engine
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -114,18 +115,19 @@ class Editor:
         generate, regenerate, continue_reasoning = (
             zerogpu.gpu(f) for f in (self.generate, self.regenerate, self.continue_reasoning))
         texts = [self.question, self.input]
+        model_run = dict(MODEL_RUN, concurrency_limit=self.concurrency)
         self.runs = [
             self.generate_btn.click(
                 generate, [*texts, self.mode, self.prompt_format, self.reasoning, *self.settings],
                 [self.reasoning, self.response, self.stats, self.prompt], api_name="generate",
-                **MODEL_RUN),
+                **model_run),
             self.regenerate_btn.click(
                 regenerate, [*texts, self.reasoning, self.prompt_format, *self.settings],
-                [self.response, self.stats, self.prompt], api_name="regenerate", **MODEL_RUN),
+                [self.response, self.stats, self.prompt], api_name="regenerate", **model_run),
             self.continue_btn.click(
                 continue_reasoning, [*texts, self.reasoning, self.prompt_format, *self.settings],
                 [self.reasoning, self.response, self.stats, self.prompt], api_visibility="private",
-                **MODEL_RUN),
+                **model_run),
         ]
         self.stop_btn.click(self.stop, None, None, api_visibility="private", concurrency_limit=None,
                             queue=False)
@@ -162,7 +164,7 @@ def _settings_accordion() -> list:
     return sliders
 
 
-def build_editor(runner: Runner, default_format: str) -> Editor:
+def build_editor(runner: Runner, default_format: str, concurrency: int = 1) -> Editor:
     """Lay the editor out and wire its own events; ``default_format`` is the format shown first."""
     formats = [(load_format(name).label, name) for name in format_names()]
     with gr.Row(equal_height=False):
@@ -207,5 +209,6 @@ def build_editor(runner: Runner, default_format: str) -> Editor:
     editor = Editor(runner, question, input_box, mode, prompt_format, generate_btn, stop_btn, settings,
                     reasoning, intervention_btns, regenerate_btn, continue_btn, response, stats, prompt,
                     selection=gr.State(None))
+    editor.concurrency = concurrency
     editor.wire()
     return editor

@@ -33,9 +33,10 @@ CSS = """
 
 
 def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable" = "alpaca",
-             settings: AppSettings = AppSettings()) -> gr.Blocks:
+             settings: AppSettings = AppSettings(), concurrency: int = 1) -> gr.Blocks:
     """``default_format`` may be a function: it is called once the model is ready (auto format).
-    ``settings``: the upload limit and the temporary files' lifetime (hosting.py)."""
+    ``settings``: the upload limit and the temporary files' lifetime (hosting.py).
+    ``concurrency``: runs streaming at once (1 in-process; a served engine's --parallel)."""
 
     def refresh(seen_ready: bool):
         ready = status.ready and runner.engine is not None
@@ -53,7 +54,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         with gr.Tabs(elem_id="page-tabs"):
             with gr.Tab(t("tab_editor"), id="editor", elem_id="tab-editor"):
                 editor = build_editor(runner, default_format if isinstance(default_format, str)
-                                      else "alpaca")
+                                      else "alpaca", concurrency)
                 bench = build_workbench(editor, settings.max_upload)
             with gr.Tab(t("tab_debate"), id="debate", elem_id="tab-debate"):
                 debate = build_debate(editor, runner, store, settings.max_upload)

@@ -1,0 +1,152 @@
+"""The app with ``--backend openai`` in front of a real engine (llama-cpp-python's server on
+loopback): as `python app.py` starts it, through gradio_client with many users, and in Chromium."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client
+
+from llama_server import N_CTX, SERVED_NAME, LlamaServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTION = "I have 3 cats. How many legs do my cats have in total?"
+EDITED = "Each cat has 4 legs.\nThere are 3 cats, so 3 × 4 = 12 legs.\n"
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = LlamaServer().start()
+    yield s
+    s.stop()
+
+
+def launch(server, *extra: str) -> tuple[subprocess.Popen, str]:
+    """``python app.py --backend openai --endpoint …``, as a user starts it; ready when the model is."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--backend", "openai", "--endpoint", server.url,
+         "--context-length", str(N_CTX), "--port", str(port), *extra],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("the app did not start")
+
+
+@pytest.fixture(scope="module")
+def app(server):
+    proc, url = launch(server, "--parallel", "4", "--queue-size", "2")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def submit(client: Client, question=QUESTION, max_new_tokens=32):
+    return client.submit(question, "", "vanilla", "alpaca", "", max_new_tokens, 0.0, 0.95, 50, 1.1, 0,
+                         api_name="/generate")
+
+
+def wait_ready(url: str) -> None:
+    """The page is served before the engine check finishes: wait for the first run to go through."""
+    client = Client(url, verbose=False)
+    for _ in range(240):
+        try:
+            submit(client, max_new_tokens=1).result()
+            return
+        except Exception as error:  # noqa: BLE001
+            assert "still loading" in str(error), error
+            time.sleep(0.5)
+
+
+def test_many_users_at_once_each_get_their_own_answer(app):
+    wait_ready(app)
+    questions = [f"What is {i} plus {i}?" for i in range(4)]
+    alone = {q: submit(Client(app, verbose=False), q).result()[1] for q in questions}
+    results = {}
+
+    def user(q):
+        results[q] = submit(Client(app, verbose=False), q).result()
+
+    threads = [threading.Thread(target=user, args=(q,)) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert {q: r[1] for q, r in results.items()} == alone
+    assert all(f"{SERVED_NAME} on llama-cpp-python server" in r[2] for r in results.values())
+
+
+def test_beyond_the_queue_visitors_are_told_the_app_is_busy(app):
+    """4 runs at once (--parallel 4) and 2 waiting (--queue-size 2): a 12th visitor is turned away."""
+    wait_ready(app)
+    # 48 tokens each: llama-cpp-python serves one request at a time, and a run's tokenize call
+    # waits behind the others' generations, which must stay within --request-timeout.
+    jobs = [submit(Client(app, verbose=False), "Write a very long story about a dragon.", 48)
+            for _ in range(12)]
+    outcomes = []
+    for job in jobs:
+        try:
+            job.result()
+            outcomes.append("ok")
+        except Exception as error:  # noqa: BLE001
+            outcomes.append(str(error))
+    busy = [o for o in outcomes if o != "ok"]
+    assert busy and all("queue is full" in o.lower() for o in busy), outcomes
+    assert outcomes.count("ok") >= 6
+    submit(Client(app, verbose=False)).result()  # and it serves again once the crowd has gone
+
+
+# -- in the browser --------------------------------------------------------------------------------
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_generate_edit_regenerate_and_stop_in_the_browser(app, page):
+    from playwright.sync_api import expect
+
+    from test_browser import question, reasoning, response_text, set_max_new_tokens, wait_stats
+
+    wait_ready(app)
+    page.goto(app)
+    expect(page.locator("#model-status")).to_contain_text("🟢", timeout=60_000)
+    set_max_new_tokens(page, 48)
+    question(page).fill(QUESTION)
+    page.locator("#generate").click()
+    first = wait_stats(page, "done", timeout=90_000)
+    assert f"{SERVED_NAME} on llama-cpp-python server" in first
+    assert reasoning(page).input_value().strip() and response_text(page)
+    before = response_text(page)
+
+    reasoning(page).fill(EDITED)
+    page.locator("#regenerate").click()
+    second = wait_stats(page, "done", previous=first, timeout=90_000)
+    assert response_text(page) and response_text(page) != before
+    assert reasoning(page).input_value() == EDITED
+
+    set_max_new_tokens(page, 1500)
+    question(page).fill("Write a very long story about a dragon.")
+    page.locator("#generate").click()
+    expect(page.locator("#reasoning textarea")).not_to_have_value("", timeout=60_000)
+    page.locator("#stop").click()
+    stopped = wait_stats(page, "stopped", previous=second, timeout=30_000)
+    assert "llama-cpp-python server" in stopped
