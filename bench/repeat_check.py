@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default="greedy,seeded")
-    parser.add_argument("--nf4-kernel", default="auto", choices=("auto", "off"))
+    parser.add_argument("--nf4-kernel", default="off", choices=("on", "off"))
     parser.add_argument("--out", default="")
     args = parser.parse_args()
 

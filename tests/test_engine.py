@@ -79,7 +79,7 @@ def test_a_consumer_that_walks_away_frees_the_engine(engine):
     stream = engine.stream(PROMPT, GenerationSettings(max_new_tokens=400), threading.Event(), (), Timing())
     next(stream)
     stream.close()  # a closed browser tab: the generator is closed mid-run
-    assert not engine._lock.locked()
+    assert engine.idle
     assert run(engine, settings=GenerationSettings(max_new_tokens=3))[1].new_tokens == 3
 
 
@@ -103,7 +103,7 @@ def test_an_exception_in_the_worker_reaches_the_caller(engine, monkeypatch):
                             lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom in the worker")))
     with pytest.raises(RuntimeError, match="boom in the worker"):
         run(engine)
-    assert not engine._lock.locked()
+    assert engine.idle
 
 
 def test_stop_strings_are_honoured_on_real_output(engine):

@@ -368,4 +368,4 @@ def test_a_run_that_never_ended_keeps_the_next_one_out_of_the_cache(static_engin
             text(static_engine, settings=GenerationSettings(max_new_tokens=2), session="next")
     finally:
         backend._decoding.release()
-    assert not static_engine._lock.locked()
+    assert static_engine.idle

@@ -65,7 +65,13 @@ class Engine:
         self.backend = backend
         # In-process backends hold one model and one KV cache: one run at a time. A served engine
         # batches runs itself, so up to its ``parallel`` runs stream at once.
-        self._lock = threading.BoundedSemaphore(getattr(backend, "parallel", 1))
+        self._parallel = getattr(backend, "parallel", 1)
+        self._lock = threading.BoundedSemaphore(self._parallel)
+
+    @property
+    def idle(self) -> bool:
+        """No run holds the engine (tests: a closed or failed stream must let go of it)."""
+        return self._lock._value == self._parallel  # noqa: SLF001 - BoundedSemaphore's count
 
     def check_fits(self, prompt: str, max_new_tokens: int) -> int:
         """Refuse a prompt that cannot fit, before any work; return its token count."""

@@ -18,9 +18,10 @@ cache is just starting the next prefill at ``k``.
 
 Same input, same tokens (issue 8): every prefill runs in PREFILL_CHUNK-token chunks at absolute
 positions 0, C, 2C, ... and a kept prefix is cut back to a chunk boundary (``reuse.reusable``), so a
-regenerate computes each position exactly as a full re-encode does; attention runs only on kernels
-whose forward pass is deterministic (not cuDNN's); sampled tokens draw their noise from a generator
-seeded by (seed, position), never from a stream shared across steps or runs.
+regenerate computes each position exactly as a full re-encode does; attention is two matrix
+products and a softmax (not cuDNN's fused kernel, which parted identical runs); sampled tokens draw
+their noise from a generator seeded by (seed, position), never from a stream shared across steps
+or runs; top-p sums in a fixed order.
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ PREFILL_CHUNK = 256
 
 
 def deterministic_attention():
-    """Attention kernels whose forward pass gives the same bits run after run.
+    """For ``generate``: attention kernels whose forward pass gives the same bits run after run.
 
-    PyTorch's SDPA may pick cuDNN's fused attention on Hopper, which PyTorch itself excludes when
-    deterministic algorithms are asked for; flash, memory-efficient and math forwards are
-    deterministic. Applied around every CUDA forward of both decoding loops.
+    transformers' SDPA call may take cuDNN's fused attention on Hopper, which PyTorch itself leaves
+    out when deterministic algorithms are asked for, and which parted identical runs inside the
+    static decoder (see StaticDecoder._attention); flash, memory-efficient and math forwards are
+    deterministic.
     """
     if not torch.cuda.is_available():
         return contextlib.nullcontext()
@@ -216,11 +218,6 @@ class StaticDecoder:
         (n, window) allows; ``last`` (1,) picks the position whose logits are returned (default the
         final one). No Python branch depends on tensor values, so a CUDA graph can record it.
         """
-        with deterministic_attention():
-            return self._layers(cache, ids, pos, window, mask, last)
-
-    def _layers(self, cache: KVCache, ids: torch.Tensor, pos: torch.Tensor, window: int,
-                mask: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
         n = ids.shape[1]
         h = self.inner.embed_tokens(ids)
         cos = self.cos.index_select(0, pos)[None, None]  # (1, 1, n, d)
@@ -235,15 +232,33 @@ class StaticDecoder:
             k = k * cos + _rotate_half(k) * sin
             cache.keys[i].index_copy_(2, pos, k)
             cache.values[i].index_copy_(2, pos, v)
-            out = F.scaled_dot_product_attention(
-                q, cache.keys[i][:, :, :window], cache.values[i][:, :, :window],
-                attn_mask=mask[None, None], enable_gqa=self.kv_heads != self.heads)
-            h = h + attn.o_proj(out.transpose(1, 2).reshape(1, n, self.heads * self.head_dim))
+            out = self._attention(q, cache.keys[i][:, :, :window], cache.values[i][:, :, :window],
+                                  mask)
+            h = h + attn.o_proj(out)
             x = _rms_norm(layer.post_attention_layernorm, h)
             mlp = layer.mlp
             h = h + mlp.down_proj(F.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
         h = h[:, -1:] if last is None else h.index_select(1, last)
         return self.model.lm_head(_rms_norm(self.inner.norm, h))[:, -1].float()
+
+    def _attention(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                   mask: torch.Tensor) -> torch.Tensor:
+        """Grouped-query attention as two matrix products and a softmax: (1, n, heads * head_dim).
+
+        Written out rather than through SDPA, whose kernel on Hopper (cuDNN's) gave identical
+        inputs different outputs inside the decoder (7B, H200: identical runs agreed on 43 and 21
+        tokens of 1,000) while this gave the same tokens in every repeat (docs/benchmarks.md). The
+        query heads that share a key/value head are stacked as rows, so keys and values are read
+        once, not copied per head; scores in the model's dtype, softmax in float32 (as Unsloth's
+        own decode does).
+        """
+        n, group = q.shape[2], self.heads // self.kv_heads
+        q = (q * self.head_dim ** -0.5).reshape(1, self.kv_heads, group * n, self.head_dim)
+        scores = torch.matmul(q, keys.transpose(-1, -2))  # (1, kv_heads, group * n, window)
+        scores = scores.masked_fill(~mask.repeat(group, 1), float("-inf"))
+        probs = scores.float().softmax(-1).to(values.dtype)
+        out = torch.matmul(probs, values).view(1, self.heads, n, self.head_dim)
+        return out.transpose(1, 2).reshape(1, n, self.heads * self.head_dim)
 
     def _mask(self, pos: torch.Tensor, window: int) -> torch.Tensor:
         """(queries, window) booleans: causal, and within Mistral's sliding window where it has one."""

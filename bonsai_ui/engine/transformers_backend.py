@@ -127,12 +127,12 @@ class TransformersBackend:
         self._owner: str | None = None  # whose entries the decoder's cache holds
         self._decoding = threading.Lock()  # held while a run uses the decoder's cache
 
-    def use_decoder(self, mode: str, nf4_kernel: str = "auto") -> None:
+    def use_decoder(self, mode: str, nf4_kernel: str = "off") -> None:
         """Pick the decoding loop: ``auto`` takes the static decoder on CUDA where it applies.
 
         Asking for ``static`` on a model it can't run is a load error, not a silent fallback. With
         the static decoder on CUDA, bitsandbytes NF4 layers get the project's batch-1 kernel
-        (``nf4_linear``) unless ``nf4_kernel`` is ``off``; it is installed before the graphs are
+        (``nf4_linear``) when ``nf4_kernel`` is ``on``; it is installed before the graphs are
         captured, so they record it.
         """
         self._fast_linears(False)
@@ -150,7 +150,7 @@ class TransformersBackend:
                 raise LoadError(f"--decoder static: {reason}")
             self.decoder, self.decoder_note = None, f"generate ({reason} needs it)"
             return
-        kernel_note = self._fast_linears(nf4_kernel == "auto" and self.model.device.type == "cuda")
+        kernel_note = self._fast_linears(nf4_kernel == "on" and self.model.device.type == "cuda")
         decoder = StaticDecoder(self.model, self.context_length)
         try:  # capture every graph now, and run once: a failure shows at load, not mid-demo
             with torch.inference_mode():
