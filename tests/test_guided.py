@@ -93,6 +93,7 @@ def test_examples_data():
         assert 2 <= len(e.variants) <= 3, e.title
         assert len({v.reasoning for v in e.variants}) == len(e.variants)
         assert all(mode == "special" for *_, mode, _ in e.rows())
+    assert all(len(row[0]) <= 60 for e in examples() for row in e.rows())  # Gradio cuts labels there
     demo = guided.demo_example()
     assert demo.lang == "en" and "Jack eats 5 of his pears" in demo.question
     assert [row[0] for row in demo.rows()] == [f"{demo.title} — {v.label}" for v in demo.variants]
