@@ -43,6 +43,8 @@ def open_app(page: Page, url: str) -> None:
 def example_labels(page: Page) -> list[str]:
     """The example buttons' labels, in the page's order."""
     labels = {row[0] for e in guided.ordered_examples("embedded") for row in e.rows()}
+    expect(page.get_by_role("button", name=guided.demo_example().rows()[0][0])).to_be_visible(
+        timeout=TIMEOUT_MS)  # the examples are laid out
     shown = page.evaluate("Array.from(document.querySelectorAll('button')).map(b => b.innerText.trim())")
     return [text for text in shown if text in labels]
 

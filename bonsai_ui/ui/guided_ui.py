@@ -77,7 +77,8 @@ class Guide:
         for index in (0, 1):  # reasoning A, then reasoning B: two Regenerates, each recorded
             trigger = event.click if index == 0 else event.success
             run = trigger(self.load_variant(index), None, loaded, **PRIVATE).success(
-                editor.regenerate_run, run_in, run_out, api_visibility="private", **MODEL_RUN)
+                editor.regenerate_run, run_in, run_out, api_visibility="private",
+                **dict(MODEL_RUN, concurrency_limit=editor.concurrency))
             event = bench.record_after(run)
         picked = [bench.session, bench.pick_a, bench.pick_b, bench.shown_pair]
         event.success(partial(self.finish, bench), picked,
