@@ -156,18 +156,50 @@ def render_task(fmt: PromptFormat, task: str, **variables: str) -> str:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One ready reasoning of an example, answered from as written (special mode)."""
+
+    label: str
+    reasoning: str
+
+
+@dataclass(frozen=True)
 class Example:
     title: str
     mode: str
     question: str
     input: str
-    reasoning: str
+    reasoning: str = ""
+    lang: str = "ja"  # "en" or "ja": the embedded English-only model lists the English ones first
+    demo: bool = False  # the example that "Show me" runs, with its first two variants
+    variants: tuple[Variant, ...] = ()
+
+    def rows(self) -> list[tuple[str, str, str, str, str]]:
+        """(label, question, input, mode, reasoning): one per variant, or the example itself."""
+        if not self.variants:
+            return [(self.title, self.question, self.input, self.mode, self.reasoning)]
+        return [(f"{self.title} — {v.label}", self.question, self.input, "special", v.reasoning)
+                for v in self.variants]
+
+
+def _example(item: dict) -> Example:
+    variants = tuple(Variant(**v) for v in item.pop("variant", ()))
+    example = Example(**item, variants=variants)
+    if example.lang not in ("en", "ja"):
+        raise ValueError(f"example {example.title!r}: lang = {example.lang!r}; choose en or ja")
+    if example.demo and len(variants) < 2:
+        raise ValueError(f"example {example.title!r}: the demo example needs two variants")
+    return example
 
 
 @lru_cache(maxsize=None)
 def examples() -> tuple[Example, ...]:
+    """Checked when loaded: a typo in the data file fails at start, not at a click."""
     data = tomllib.loads((PROMPTS_DIR / "examples.toml").read_text(encoding="utf-8"))
-    return tuple(Example(**item) for item in data["example"])
+    items = tuple(_example(dict(item)) for item in data["example"])
+    if sum(e.demo for e in items) != 1:
+        raise ValueError("examples.toml: exactly one example must have demo = true")
+    return items
 
 
 INTERVENTION_PLACES = ("prepend", "append", "cut")

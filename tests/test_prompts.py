@@ -108,7 +108,7 @@ def test_chat_templates_using_common_features_render():
 
 
 def test_examples_are_the_seed_documents_questions():
-    ex = examples()
+    ex = [e for e in examples() if e.lang == "ja"]
     assert [e.mode for e in ex] == ["reasoning", "reasoning", "special"]
     text = SEED.read_text(encoding="utf-8")
     for e in ex:

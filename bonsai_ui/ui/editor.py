@@ -13,7 +13,7 @@ import gradio as gr
 
 from .. import workbench as wb
 from .. import zerogpu
-from ..prompts import examples, format_names, interventions, load_format
+from ..prompts import format_names, interventions, load_format
 from ..runs import Runner
 from ..settings import GENERATION_BOUNDS
 from .common import MODEL_RUN, PRIVATE, CheckedNumber, CheckedSlider, checked_settings, shown
@@ -40,6 +40,7 @@ class Editor:
     selection: gr.State  # the last text selected in the reasoning box
     runs: list = field(default_factory=list)  # the events of Generate, Regenerate and Continue
     concurrency: int = 1  # runs streaming at once: 1 in-process, --parallel with a served engine
+    regenerate_run: object = None  # Regenerate's function as wired (on ZeroGPU: borrowing the GPU)
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -114,6 +115,7 @@ class Editor:
         # On a ZeroGPU Space each run borrows the GPU for a duration that fits its max new tokens.
         generate, regenerate, continue_reasoning = (
             zerogpu.gpu(f) for f in (self.generate, self.regenerate, self.continue_reasoning))
+        self.regenerate_run = regenerate
         texts = [self.question, self.input]
         model_run = dict(MODEL_RUN, concurrency_limit=self.concurrency)
         self.runs = [
@@ -165,7 +167,8 @@ def _settings_accordion() -> list:
 
 
 def build_editor(runner: Runner, default_format: str, concurrency: int = 1) -> Editor:
-    """Lay the editor out and wire its own events; ``default_format`` is the format shown first."""
+    """Lay the editor out and wire its own events; ``default_format`` is the format shown first.
+    The examples under it are laid out by the page (guided_ui.build_examples)."""
     formats = [(load_format(name).label, name) for name in format_names()]
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
@@ -199,13 +202,6 @@ def build_editor(runner: Runner, default_format: str, concurrency: int = 1) -> E
             with gr.Accordion(t("prompt_preview"), open=False, elem_id="prompt-accordion"):
                 prompt = gr.Textbox(label=t("prompt"), lines=12, max_lines=40, interactive=False,
                                     elem_id="prompt", elem_classes="mono", buttons=["copy"])
-    # Examples must know the reasoning box, which is laid out in the right column.
-    with gr.Row():
-        ex = examples()
-        gr.Examples(
-            [[e.question, e.input, e.mode, e.reasoning] for e in ex],
-            inputs=[question, input_box, mode, reasoning], label=t("examples"),
-            example_labels=[e.title for e in ex], api_visibility="private")
     editor = Editor(runner, question, input_box, mode, prompt_format, generate_btn, stop_btn, settings,
                     reasoning, intervention_btns, regenerate_btn, continue_btn, response, stats, prompt,
                     selection=gr.State(None))

@@ -15,6 +15,7 @@ from ..settings import AppSettings
 from .common import PRIVATE, LoadStatus
 from .debate_tab import build_debate, debate_store
 from .editor import build_editor
+from .guided_ui import build_examples, build_guide
 from .texts import I18N, TITLE, t
 from .workbench_tabs import build_workbench
 
@@ -24,6 +25,7 @@ CSS = """
 #response-box { min-height: 6em; border: 1px solid var(--border-color-primary);
                 border-radius: var(--radius-lg); padding: var(--spacing-lg); }
 #interventions button { flex: 0 1 auto; }
+#demo-explanation { font-size: 1.05em; }
 .diff .textfield { display: block; font-size: 0; line-height: 1.7; word-break: normal; }
 .diff .token-container, .diff .token, .diff .token.highlighted { display: inline; margin: 0; padding: 0; }
 .diff .text { font-size: var(--text-md); white-space: pre-wrap; background-color: inherit; }
@@ -53,13 +55,17 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         store = debate_store()
         with gr.Tabs(elem_id="page-tabs"):
             with gr.Tab(t("tab_editor"), id="editor", elem_id="tab-editor"):
+                guide = build_guide()
                 editor = build_editor(runner, default_format if isinstance(default_format, str)
                                       else "alpaca", concurrency)
+                build_examples(editor, settings.model)
+                guide.explanation = gr.Markdown(elem_id="demo-explanation")
                 bench = build_workbench(editor, settings.max_upload)
             with gr.Tab(t("tab_debate"), id="debate", elem_id="tab-debate"):
                 debate = build_debate(editor, runner, store, settings.max_upload)
         for event in editor.runs:
             bench.record_after(event)
+        guide.wire(editor, bench)
 
         refresh_args = dict(fn=refresh, inputs=seen_ready,
                             outputs=[model_status, timer, editor.prompt_format, seen_ready], **PRIVATE)
@@ -67,6 +73,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         demo.load(**refresh_args)
         bench.load_after(demo.load)
         debate.load_after(demo.load)
+        guide.load_after(demo.load)
     return demo
 
 

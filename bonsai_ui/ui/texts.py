@@ -40,6 +40,21 @@ TEXTS: dict[str, tuple[str, str]] = {
     "prompt": ("Exact text for the model: a preview as you type, what was sent after a run",
                "モデルに送るテキスト（入力中はプレビュー、実行後は送ったもの）"),
     "examples": ("Examples from the seed document (one click loads them)", "例題（クリックで読み込み）"),
+    "examples_embedded": (
+        "The embedded model (SmolLM2-135M) is tiny and reads only English, so the English examples "
+        "come first; the Japanese ones need a real fine-tune such as the seed's.",
+        "内蔵モデル（SmolLM2-135M）は英語のみの小さなモデルなので、英語の例を先に並べています。日本語の例には"
+        "元記事のようなファインチューニング済みモデルが必要です。"),
+    "hint": ("**New here? Three steps:** ① **ask** a question and Generate, ② **edit the reasoning** "
+             "the model wrote, ③ **regenerate** the response from it: the answer follows your edit. "
+             "Or click **Show me** to watch it done.",
+             "**はじめての方へ 3つのステップ:** ① 質問して**生成**、② モデルの書いた**推論を編集**、"
+             "③ その推論から回答を**再生成**: 回答が編集に従って変わります。**やってみせて** で実演も見られます。"),
+    "hint_dismiss": ("Got it ✕", "わかりました ✕"),
+    "show_me": ("Show me ✨", "やってみせて ✨"),
+    "show_me_info": ("A guided demo: the same question answered from two reasonings that differ in one "
+                     "sentence, then compared.",
+                     "実演: 1文だけ違う2つの推論から同じ質問に回答し、比較します。"),
     "tab_attempts": ("Attempts", "試行"),
     "tab_compare": ("Compare", "比較"),
     "tab_export": ("Export / import", "書き出し・読み込み"),

@@ -79,6 +79,7 @@ class Workbench:
     tabs: tuple  # attempts, compare, export
     lock: threading.Lock = field(default_factory=threading.Lock)  # a page's events may overlap
     max_upload: int = 16_000_000  # bytes an import may have (settings.max_upload)
+    tabs_box: gr.Tabs | None = None  # the three tabs' container, for opening one (guided demo)
 
     @property
     def list_in(self) -> list:
@@ -282,15 +283,15 @@ class Workbench:
 
     # -- wiring ----------------------------------------------------------------------------------
 
-    def stored(self, event) -> None:
+    def stored(self, event):
         """After an event that put the history on the wire: into the browser's storage (a null
-        leaves the storage as it is), then the wire emptied."""
-        event.then(None, self.history_wire, self.history_store, js="(data) => data", **PRIVATE).then(
+        leaves the storage as it is), then the wire emptied. Returns the last step."""
+        return event.then(None, self.history_wire, self.history_store, js="(data) => data", **PRIVATE).then(
             None, None, self.history_wire, js="() => null", **PRIVATE)
 
-    def record_after(self, event) -> None:
-        """Add the run that ``event`` finished to the history, and redraw."""
-        self.stored(event.success(self.record, [self.session, self.origin, *self.view_in[1:]],
+    def record_after(self, event):
+        """Add the run that ``event`` finished to the history, and redraw; returns the last step."""
+        return self.stored(event.success(self.record, [self.session, self.origin, *self.view_in[1:]],
                                   [self.history_wire, self.origin, *self.view_out], **PRIVATE))
 
     def load_after(self, event_trigger) -> None:
@@ -388,9 +389,9 @@ def build_workbench(editor: Editor, max_upload: int) -> Workbench:
     session = (gr.State(None), gr.State(None), gr.State(False))  # session, shown_pair, compare_open
     states = (gr.State([]), gr.State(None), gr.State(None))  # listed_ids, selected, origin
     message = gr.Markdown(elem_id="workbench-message")
-    with gr.Tabs(elem_id="workbench"):
+    with gr.Tabs(elem_id="workbench") as tabs_box:
         tabs, parts = zip(_attempts_tab(), _compare_tab(), _export_tab())
     bench = Workbench(editor, *stores, *session, *states, message, *(p for part in parts for p in part),
-                      tabs=tabs, max_upload=max_upload)
+                      tabs=tabs, max_upload=max_upload, tabs_box=tabs_box)
     bench.wire()
     return bench

@@ -1,0 +1,100 @@
+"""The first five minutes: the first-visit hint, the "Show me" guided demo and the examples as
+listed for the model. What to run and how to explain it lives in ``guided.py``; the runs are the
+editor's own Regenerate, recorded by the workbench like any other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import gradio as gr
+
+from .. import guided
+from .. import workbench as wb
+from .common import MODEL_RUN, PRIVATE
+from .editor import Editor
+from .texts import t
+from .workbench_tabs import Workbench, held
+
+HINT_KEY = "bonsai-hint-dismissed"  # localStorage key: the hint once dismissed stays dismissed
+
+
+def build_examples(editor: Editor, model: str) -> None:
+    """One row per ready reasoning; English first for the embedded English-only model, with a line
+    saying why."""
+    rows = [row for e in guided.ordered_examples(model) for row in e.rows()]
+    with gr.Column():
+        if guided.is_embedded(model):
+            gr.Markdown(t("examples_embedded"), elem_id="examples-note")
+        gr.Examples([list(row[1:]) for row in rows],
+                    inputs=[editor.question, editor.input, editor.mode, editor.reasoning],
+                    label=t("examples"), example_labels=[row[0] for row in rows],
+                    examples_per_page=len(rows), api_visibility="private")
+
+
+@dataclass
+class Guide:
+    hint_store: gr.BrowserState
+    hint: gr.Group
+    dismiss_btn: gr.Button
+    show_btn: gr.Button
+    explanation: gr.Markdown | None = None  # laid out later, between the editor and the workbench
+
+    def load_after(self, event_trigger) -> None:
+        """Show the hint when the page loads, unless this browser dismissed it."""
+        event_trigger(lambda dismissed: gr.Group(visible=not dismissed), self.hint_store, self.hint,
+                      **PRIVATE)
+
+    @staticmethod
+    def load_variant(index: int):
+        """The demo example with its variant ``index`` into the editor, ready for Regenerate."""
+        example = guided.demo_example()
+
+        def load():
+            return (example.question, example.input, "special", example.variants[index].reasoning,
+                    "" if index == 0 else gr.skip())
+        return load
+
+    def finish(self, bench: Workbench, history, a, b, shown):
+        """Compare opened on the pair just run (the two newest), with the one-sentence explanation."""
+        history = held(history)
+        try:
+            first, second = history.get(a), history.get(b)
+        except KeyError:
+            return gr.skip()
+        text = guided.explanation(first.reasoning_sent, second.reasoning_sent, first.response,
+                                  second.response)
+        return {bench.tabs_box: gr.Tabs(selected="compare"), self.explanation: text,
+                **bench.open_compare(history, a, b, shown)}
+
+    def wire(self, editor: Editor, bench: Workbench) -> None:
+        self.dismiss_btn.click(lambda: (True, gr.Group(visible=False)), None,
+                               [self.hint_store, self.hint], **PRIVATE)
+        loaded = [editor.question, editor.input, editor.mode, editor.reasoning, self.explanation]
+        run_in = [editor.question, editor.input, editor.reasoning, editor.prompt_format, *editor.settings]
+        run_out = [editor.response, editor.stats, editor.prompt]
+        event = self.show_btn
+        for index in (0, 1):  # reasoning A, then reasoning B: two Regenerates, each recorded
+            trigger = event.click if index == 0 else event.success
+            run = trigger(self.load_variant(index), None, loaded, **PRIVATE).success(
+                editor.regenerate_run, run_in, run_out, api_visibility="private",
+                **dict(MODEL_RUN, concurrency_limit=editor.concurrency))
+            event = bench.record_after(run)
+        picked = [bench.session, bench.pick_a, bench.pick_b, bench.shown_pair]
+        event.success(partial(self.finish, bench), picked,
+                      [bench.tabs_box, self.explanation, bench.compare_open, *bench.compare_out],
+                      **PRIVATE)
+
+
+def build_guide() -> Guide:
+    """The hint (hidden until the page knows it was not dismissed) and the Show me button."""
+    store = gr.BrowserState(False, storage_key=HINT_KEY, secret=wb.history_secret())
+    with gr.Group(visible=False, elem_id="first-visit-hint") as hint:
+        with gr.Row(equal_height=True):
+            gr.Markdown(t("hint"), elem_id="hint-text")
+            dismiss = gr.Button(t("hint_dismiss"), size="sm", scale=0, min_width=120,
+                                elem_id="hint-dismiss")
+    with gr.Row(equal_height=True):
+        show = gr.Button(t("show_me"), variant="primary", scale=0, min_width=200, elem_id="show-me")
+        gr.Markdown(t("show_me_info"))
+    return Guide(store, hint, dismiss, show)
