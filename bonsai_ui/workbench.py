@@ -68,7 +68,8 @@ def attempt_from_run(state: RunState, origin: dict | None = None) -> Attempt:
             (origin.get("question"), origin.get("input")) == (r.question.strip(), r.input.strip()):
         generated = origin.get("reasoning", "")
     timings = {**timings_dict(list(state.timings)), "calls": len(state.timings),
-               "ended_by": state.timings[-1].ended_by if state.timings else ""}
+               "ended_by": state.timings[-1].ended_by if state.timings else "",
+               "tokens": state.fingerprint}
     return Attempt(question=r.question, input=r.input, mode=r.mode, prompt_format=r.prompt_format,
                    reasoning_generated=generated, reasoning_sent=state.reasoning,
                    response=state.response, settings=asdict(r.settings), model=r.model,
@@ -230,7 +231,30 @@ def compare(history: History, a_id: str | None, b_id: str | None) -> tuple[str, 
     except KeyError:
         return "Pick two attempts to compare. / 比較する2つの試行を選んでください。", [], []
     diff = _diff(a.reasoning, a.response, b.reasoning, b.response)
-    return f"A → B: {diff.summary}", diff.reasoning, diff.response
+    line = f"A → B: {diff.summary}"
+    same = same_run(a, b)
+    return (f"{line}\n\n{same}" if same else line), diff.reasoning, diff.response
+
+
+def run_inputs(a: Attempt) -> tuple:
+    """Everything that decides a run's tokens: the prompt's parts, the settings (seed included),
+    the model and the backend."""
+    return (a.question, a.input, a.mode, a.prompt_format, a.reasoning_sent if a.mode in
+            ("special", "continue") else "", sorted(a.settings.items()), a.model, a.backend)
+
+
+def same_run(a: Attempt, b: Attempt) -> str:
+    """For two attempts with identical inputs: whether their output tokens were identical too, by
+    the fingerprint each run recorded (issue 8); "" when the inputs differ or a fingerprint is
+    missing (older attempts, served engines)."""
+    fa, fb = a.timings.get("tokens", ""), b.timings.get("tokens", "")
+    if not fa or not fb or run_inputs(a) != run_inputs(b):
+        return ""
+    if fa == fb:
+        return (f"✅ Identical inputs, identical output tokens (#{fa}): any difference you want to "
+                "see must come from an edit. / 入力も出力トークンも同一です。")
+    return (f"⚠️ Identical inputs but different output tokens (#{fa} vs #{fb}): this model or "
+            "backend did not repeat itself here. / 同じ入力で出力が異なります（再現性なし）。")
 
 
 @lru_cache(maxsize=8)  # ~8 pairs of 3,000-token attempts: a few MB

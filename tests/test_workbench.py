@@ -419,3 +419,29 @@ def test_every_label_has_english_and_japanese():
         assert ui.TEXTS[key][0] != ui.TEXTS[key][1] and wb.has_japanese(ui.TEXTS[key][1])
     for item in interventions():
         assert translations["ja"][f"intervention.{item.id}"] == item.label_ja
+
+
+def _fingerprinted(tokens: str, **changes):
+    from bonsai_ui.attempts import Attempt
+
+    base = dict(question="Q", input="", mode="special", prompt_format="alpaca", reasoning_sent="R",
+                reasoning_generated="R", response="A", settings={"seed": 0, "temperature": 0.0},
+                model="m", backend="b", timings={"tokens": tokens})
+    return Attempt(**{**base, **changes})
+
+
+@pytest.mark.parametrize("a, b, want", [
+    (_fingerprinted("aaaa0001"), _fingerprinted("aaaa0001"), "Identical inputs, identical output"),
+    (_fingerprinted("aaaa0001"), _fingerprinted("bbbb0002"), "Identical inputs but different output"),
+    (_fingerprinted("aaaa0001"), _fingerprinted("bbbb0002", reasoning_sent="R2"), ""),  # an edit
+    (_fingerprinted("aaaa0001"), _fingerprinted("bbbb0002", settings={"seed": 1, "temperature": 0.0}), ""),
+    (_fingerprinted(""), _fingerprinted("aaaa0001"), ""),  # no fingerprint: say nothing
+])
+def test_compare_says_when_identical_inputs_gave_identical_or_different_tokens(a, b, want):
+    from bonsai_ui.attempts import History
+
+    history = History()
+    history.add(a)
+    history.add(b)
+    line, _, _ = wb.compare(history, a.id, b.id)
+    assert (want in line) if want else ("Identical inputs" not in line)

@@ -139,6 +139,9 @@ class OpenAIBackend:
             notes.append(f"{self.dialect.name} ignores {', '.join(ignored)}")
         if not self._tokenize:
             notes.append("prompt tokens estimated")
+        # a batching engine computes a request among others', in batch shapes that change from
+        # run to run; nothing here can promise the same tokens for the same input (issue 8)
+        notes.append("not guaranteed to repeat: a served engine batches requests together")
         return tuple(notes)
 
     # -- counting --------------------------------------------------------------------------------
