@@ -41,7 +41,7 @@ def main() -> None:
     for _ in range(3):
         backend.forget_caches()
         texts.append("".join(engine.stream(prompt, settings, threading.Event(), (), Timing(), "a")))
-    words = [t.split() for t in texts]
+    words = [list(t) for t in texts]  # characters: random weights write few spaces
 
     def agree(a, b):
         n = 0
@@ -52,8 +52,8 @@ def main() -> None:
         return n
 
     record = dict(code=args.root, no_cudnn=args.no_cudnn, decoder=backend.decoder_note,
-                  card=torch.cuda.get_device_name(), words=len(words[0]),
-                  words_agree=[agree(words[0], w) for w in words[1:]])
+                  card=torch.cuda.get_device_name(), chars=len(words[0]),
+                  chars_agree=[agree(words[0], w) for w in words[1:]])
     print(json.dumps(record), flush=True)
     if args.out:
         with open(args.out, "a") as f:
