@@ -27,6 +27,9 @@ def main() -> None:
     from bench import sentences  # the old bench.py
 
     from bonsai_ui.engine import Timing, load_engine
+
+    def common_prefix(a, b):  # the code before has no reuse.common_prefix
+        return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     from bonsai_ui.settings import AppSettings, GenerationSettings
 
     if args.no_cudnn:
@@ -43,17 +46,9 @@ def main() -> None:
         texts.append("".join(engine.stream(prompt, settings, threading.Event(), (), Timing(), "a")))
     words = [list(t) for t in texts]  # characters: random weights write few spaces
 
-    def agree(a, b):
-        n = 0
-        for x, y in zip(a, b):
-            if x != y:
-                break
-            n += 1
-        return n
-
     record = dict(code=args.root, no_cudnn=args.no_cudnn, decoder=backend.decoder_note,
                   card=torch.cuda.get_device_name(), chars=len(words[0]),
-                  chars_agree=[agree(words[0], w) for w in words[1:]])
+                  chars_agree=[common_prefix(words[0], w) for w in words[1:]])
     print(json.dumps(record), flush=True)
     if args.out:
         with open(args.out, "a") as f:
