@@ -141,7 +141,9 @@ def test_a_round_on_the_real_model(llama_engine):
     edited = "The answer ignores who is liable when the AI gives wrong advice."
     list(runs.step(d, 0, "rebuttal", settings, "real", reasoning=edited))
     assert rnd.rebuttal.reasoning_sent == edited and rnd.rebuttal.text.strip()
-    assert "reused from cache" in rnd.rebuttal.stats  # the rebuttal's instruction was in the cache
+    # the rebuttal's prompt (~220 tokens) is shorter than one 512-token batch, the unit llama.cpp
+    # reuses (engine/reuse.py): its stats carry the output's fingerprint, no reuse
+    assert "tokens #" in rnd.rebuttal.stats and "reused from cache" not in rnd.rebuttal.stats
     assert "### " not in rnd.rebuttal.text  # the response ends at the next section header
     list(runs.step(d, 0, "questions", GenerationSettings(max_new_tokens=256), "real"))
     assert rnd.questions_step.text.strip()
