@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bonsai_ui.engine import Engine, EngineError, LoadError, Timing, load_engine
-from bonsai_ui.engine.openai_backend import DIALECTS, OpenAIBackend, base_url
+from bonsai_ui.engine.openai_backend import DIALECTS, NO_REPEAT_PROMISE, OpenAIBackend, base_url
 from bonsai_ui.prompts import load_format, render_prompt
 from bonsai_ui.runs import Runner, UserError
 from bonsai_ui.settings import AppSettings, GenerationSettings, parse_app_settings
@@ -56,7 +56,8 @@ def test_the_engine_is_detected_named_and_counts_with_its_tokenizer(remote, llam
     assert b.context_length == N_CTX  # the server does not report it: --context-length
     prompt = render_prompt(load_format("think"), "reasoning", QUESTION, "")
     assert b.count_tokens(prompt) == llama_engine.backend.count_tokens(prompt)  # /extras/tokenize
-    assert b.notes(GREEDY) == ()  # top_k and repeat_penalty both reach llama-cpp-python
+    # top_k and repeat_penalty both reach llama-cpp-python; only the repeat caveat is left
+    assert b.notes(GREEDY) == (NO_REPEAT_PROMISE,)
 
 
 @pytest.mark.parametrize("endpoint,expected", [

@@ -99,6 +99,11 @@ def _error_text(response) -> str:
     return body[:ERROR_BODY_CHARS] + ("…" if len(body) > ERROR_BODY_CHARS else "")
 
 
+# A batching engine computes a request among others', in batch shapes that change from run to run:
+# nothing here can promise the same tokens for the same input (issue 8), and the stats say so.
+NO_REPEAT_PROMISE = "not guaranteed to repeat: a served engine batches requests together"
+
+
 class OpenAIBackend:
     """One served model of one engine; safe for many runs at once (``parallel`` of them)."""
 
@@ -139,9 +144,7 @@ class OpenAIBackend:
             notes.append(f"{self.dialect.name} ignores {', '.join(ignored)}")
         if not self._tokenize:
             notes.append("prompt tokens estimated")
-        # a batching engine computes a request among others', in batch shapes that change from
-        # run to run; nothing here can promise the same tokens for the same input (issue 8)
-        notes.append("not guaranteed to repeat: a served engine batches requests together")
+        notes.append(NO_REPEAT_PROMISE)
         return tuple(notes)
 
     # -- counting --------------------------------------------------------------------------------

@@ -79,6 +79,9 @@ class Workbench:
     tabs: tuple  # attempts, compare, export
     lock: threading.Lock = field(default_factory=threading.Lock)  # a page's events may overlap
     max_upload: int = 16_000_000  # bytes an import may have (settings.max_upload)
+    # Gradio's cache folder as the page was built (GRADIO_TEMP_DIR then, like Blocks.GRADIO_CACHE):
+    # exports written there are the ones its delete_cache and our sweep remove
+    cache_dir: str = field(default_factory=get_upload_folder)
     tabs_box: gr.Tabs | None = None  # the three tabs' container, for opening one (guided demo)
 
     @property
@@ -235,9 +238,8 @@ class Workbench:
 
     # -- export, import, clear -------------------------------------------------------------------
 
-    @staticmethod
-    def export(history, scope):
-        directory = hosting.export_directory(get_upload_folder())  # the Blocks' GRADIO_CACHE
+    def export(self, history, scope):
+        directory = hosting.export_directory(self.cache_dir)
         try:
             paths, summary = wb.export_files(held(history), scope == "starred", directory)
         except ValueError as error:
