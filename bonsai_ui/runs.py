@@ -56,11 +56,16 @@ class RunState:
     @property
     def fingerprint(self) -> str:
         """Of every token the run's model calls wrote (both calls when it fell back)."""
-        return fingerprint([i for t in self.timings for i in t.token_ids])
+        return run_fingerprint(self.timings)
 
     @property
     def stopped(self) -> bool:
         return bool(self.timings) and self.timings[-1].ended_by == "stopped"
+
+
+def run_fingerprint(timings) -> str:
+    """Of every token a run's model calls wrote (both calls when it fell back)."""
+    return fingerprint([i for t in timings for i in t.token_ids])
 
 
 def format_stats(timings: list[Timing], model: str, seed: int, *, done: bool,
@@ -82,7 +87,7 @@ def format_stats(timings: list[Timing], model: str, seed: int, *, done: bool,
     parts.append(f"total {end - first.started:.2f} s")
     parts.append(f"{new} new tokens")
     if done:
-        tokens = fingerprint([i for t in timings for i in t.token_ids])
+        tokens = run_fingerprint(timings)
         if tokens:
             parts.append(f"tokens #{tokens}")
     speeds = [t.decode_tps for t in timings if t.decode_tps]

@@ -26,7 +26,6 @@ or runs; top-p sums in a fixed order.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -42,21 +41,6 @@ MIN_WINDOW = 256  # smallest attention window a graph is captured for
 # each chunk de-quantizes every weight once, ~7 ms at 7B on an H200), and a late edit recomputes at
 # most one chunk beyond the edit.
 PREFILL_CHUNK = 256
-
-
-def deterministic_attention():
-    """For ``generate``: attention kernels whose forward pass gives the same bits run after run.
-
-    transformers' SDPA call may take cuDNN's fused attention on Hopper, which PyTorch itself leaves
-    out when deterministic algorithms are asked for, and which parted identical runs inside the
-    static decoder (see StaticDecoder._attention); flash, memory-efficient and math forwards are
-    deterministic.
-    """
-    if not torch.cuda.is_available():
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def unsupported_reason(model) -> str | None:

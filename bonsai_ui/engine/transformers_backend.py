@@ -6,6 +6,7 @@ cancelling, seeding and stop handling are one piece of code for both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -23,8 +24,22 @@ from ..zerogpu import on_zerogpu
 from .protocol import Chunk, Emit, LoadError, worker_stream
 from .source import ModelSource, Progress
 from .reuse import reusable, starts_with_bos
-from .static_decoder import (PREFILL_CHUNK, StaticDecoder, decode, deterministic_attention,
-                             unsupported_reason)
+from .static_decoder import PREFILL_CHUNK, StaticDecoder, decode, unsupported_reason
+
+
+def deterministic_attention():
+    """For ``generate``: attention kernels whose forward pass gives the same bits run after run.
+
+    transformers' SDPA call may take cuDNN's fused attention on Hopper, which PyTorch itself leaves
+    out when deterministic algorithms are asked for, and which parted identical runs inside the
+    static decoder (see StaticDecoder._attention); flash, memory-efficient and math forwards are
+    deterministic.
+    """
+    if not torch.cuda.is_available():
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 class _CancelCriteria(StoppingCriteria):
@@ -179,7 +194,7 @@ class TransformersBackend:
         on how many, and why any stay on bitsandbytes. Imported only when asked for: it needs
         bitsandbytes and Triton."""
         if not on:
-            if getattr(self, "_nf4_installed", False):
+            if self._nf4_installed:
                 from .nf4_linear import uninstall_fast_linears
 
                 uninstall_fast_linears(self.model)
