@@ -60,7 +60,7 @@ def test_auto_selects_unsloth_on_cuda(unsloth_engine):
     assert unsloth_engine.backend.model.device.type == "cuda"
     assert any("4bit" in type(m).__name__ or "Linear4bit" in type(m).__name__
                for m in unsloth_engine.backend.model.modules()), "loaded in 4-bit"
-    assert unsloth_engine.backend.decoder_note == "static KV cache + CUDA graphs"
+    assert unsloth_engine.backend.decoder_note == "static KV cache + CUDA graphs; fused decode kernels"
 
 
 @pytest.mark.parametrize("which", ["unsloth_engine", "generate_engine"])
@@ -160,8 +160,30 @@ def test_graphed_steps_match_eager_steps_and_the_models_own_forward(unsloth_engi
         for position in range(len(ids), len(ids) + 3):  # the first graph of a window, then replays
             sg = graphed.step(cg, token, position).clone()
             se = eager.step(ce, token, position)
-            assert close(sg, se)[0] and sg.argmax() == se.argmax(), close(sg, se)[1]
+            assert torch.equal(sg, se), "a replayed graph computes what the eager step does"
             token = sg.argmax(-1)
+
+
+def test_the_fused_step_matches_the_pytorch_step_and_repeats(unsloth_engine):
+    """decode_kernels.py on the GPU: close to the step in PyTorch operations (attention keeps
+    float32 probabilities there), the same logits run after run, and a window crossed mid-way."""
+    backend = unsloth_engine.backend
+    ids = backend.encode(PROMPT)[:250]
+    fused = StaticDecoder(backend.model, backend.context_length, use_graphs=False, fused=True)
+    plain = StaticDecoder(backend.model, backend.context_length, use_graphs=False, fused=False)
+    assert fused.fused, fused.fused_note
+    runs = []
+    with torch.inference_mode():
+        for decoder in (fused, plain, fused):
+            cache = decoder.new_cache()
+            token = decoder.prefill(cache, ids, 0).argmax(-1)
+            logits = []
+            for position in range(len(ids), len(ids) + 12):  # crosses the 256-key window
+                logits.append(decoder.step(cache, token, position).clone())
+                token = torch.tensor([ids[position % len(ids)]], device=token.device)  # same inputs
+            runs.append(torch.stack(logits))
+    assert torch.equal(runs[0], runs[2]), "identical steps, identical logits"
+    assert close(runs[0], runs[1])[0], close(runs[0], runs[1])[1]
 
 
 def test_static_prefix_reuse_gives_the_logits_of_a_full_re_encode(unsloth_engine):
@@ -196,7 +218,7 @@ def test_lora_adapter_folder_loads(tmp_path_factory):
     engine = load_engine(AppSettings(model=str(out), backend="unsloth"))
     engine.backend.ignore_eos = True
     backend = engine.backend
-    assert backend.decoder_note == "static KV cache + CUDA graphs"
+    assert backend.decoder_note == "static KV cache + CUDA graphs; fused decode kernels"
     assert stream(engine, settings=GenerationSettings(max_new_tokens=8))[1].new_tokens == 8
     ids = backend.encode(PROMPT)  # the decoder applies the adapter, as the model's own forward does
     with torch.inference_mode():
@@ -206,12 +228,26 @@ def test_lora_adapter_folder_loads(tmp_path_factory):
             without = backend.model(input_ids=torch.tensor([ids], device=ours.device)).logits[:, -1]
     assert close(ours, own)[0], close(ours, own)[1]
     assert not close(own, without)[0], "the adapter changes the logits"
+    with torch.inference_mode():  # the fused step calls the adapted modules too
+        steps = []
+        for fused in (True, False):
+            decoder = StaticDecoder(backend.model, backend.context_length, use_graphs=False,
+                                    fused=fused)
+            cache = decoder.new_cache()
+            token = decoder.prefill(cache, ids, 0).argmax(-1)
+            steps.append(decoder.step(cache, token, len(ids)))
+        with backend.model.disable_adapter():
+            cache = decoder.new_cache()
+            bare = decoder.prefill(cache, ids, 0)
+            bare = decoder.step(cache, token, len(ids))
+    assert close(steps[0], steps[1])[0], close(steps[0], steps[1])[1]
+    assert not close(steps[1], bare)[0], "the adapter changes the step's logits"
 
 
 def test_transformers_backend_with_bitsandbytes_4bit():
     engine = load_engine(AppSettings(model=MODEL, backend="transformers", load_in_4bit="yes"))
     engine.backend.ignore_eos = True
     assert engine.backend.name == "transformers"
-    assert engine.backend.decoder_note == "static KV cache + CUDA graphs"
+    assert engine.backend.decoder_note == "static KV cache + CUDA graphs; fused decode kernels"
     pieces, timing = stream(engine, settings=GenerationSettings(max_new_tokens=16))
     assert timing.new_tokens == 16 and pieces

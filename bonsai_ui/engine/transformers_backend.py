@@ -142,7 +142,7 @@ class TransformersBackend:
         self._owner: str | None = None  # whose entries the decoder's cache holds
         self._decoding = threading.Lock()  # held while a run uses the decoder's cache
 
-    def use_decoder(self, mode: str, nf4_kernel: str = "off") -> None:
+    def use_decoder(self, mode: str, nf4_kernel: str = "off", decode_kernels: str = "on") -> None:
         """Pick the decoding loop: ``auto`` takes the static decoder on CUDA where it applies.
 
         Asking for ``static`` on a model it can't run is a load error, not a silent fallback. With
@@ -166,7 +166,8 @@ class TransformersBackend:
             self.decoder, self.decoder_note = None, f"generate ({reason} needs it)"
             return
         kernel_note = self._fast_linears(nf4_kernel == "on" and self.model.device.type == "cuda")
-        decoder = StaticDecoder(self.model, self.context_length)
+        decoder = StaticDecoder(self.model, self.context_length,
+                                fused=decode_kernels == "on" and self.model.device.type == "cuda")
         try:  # capture every graph now, and run once: a failure shows at load, not mid-demo
             with torch.inference_mode():
                 decoder.capture_all(decoder.cache)
@@ -186,8 +187,11 @@ class TransformersBackend:
             return
         decoder.cache.tokens = []
         self.decoder = decoder
+        fused_note = "fused decode kernels" if decoder.fused else \
+            (f"decode kernels off ({decoder.fused_note})" if decode_kernels == "on" and
+             self.model.device.type == "cuda" else "")
         self.decoder_note = "static KV cache" + (" + CUDA graphs" if decoder.use_graphs else "") + \
-            (f"; {kernel_note}" if kernel_note else "")
+            "".join(f"; {note}" for note in (fused_note, kernel_note) if note)
 
     def _fast_linears(self, on: bool) -> str:
         """Put the NF4 batch-1 kernel on the model's 4-bit layers (or take it off); the note says
@@ -228,7 +232,7 @@ class TransformersBackend:
         trained = getattr(model.config, "max_position_embeddings", None) or settings.context_length
         backend = cls(model, tokenizer, source.display_name, min(trained, settings.context_length),
                       eos_ids)
-        backend.use_decoder(settings.decoder, settings.nf4_kernel)
+        backend.use_decoder(settings.decoder, settings.nf4_kernel, settings.decode_kernels)
         progress(f"decoding with {backend.decoder_note}", 0.95)
         return backend
 
