@@ -175,6 +175,7 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma list of sections to skip: plain,reuse,ceiling")
     ap.add_argument("--decoder", default="auto", choices=("auto", "static", "generate"))
     ap.add_argument("--nf4-kernel", default="off", choices=("on", "off"))
+    ap.add_argument("--decode-kernels", default="on", choices=("on", "off"))
     ap.add_argument("--started-at", type=float, default=0.0,
                     help="epoch seconds when the process was launched (date +%%s.%%N), for cold start")
     ap.add_argument("--out", default="")
@@ -210,6 +211,7 @@ def main() -> None:
     t0 = time.perf_counter()
     engine = load_engine(AppSettings(model=args.model, backend=backend_name, load_in_4bit=four_bit,
                                      context_length=8192, decoder=args.decoder,
+                                     decode_kernels=args.decode_kernels,
                                      **({"nf4_kernel": args.nf4_kernel} if args.nf4_kernel != "off" else {})))
     cuda_sync()
     result["load_s"] = round(time.perf_counter() - t0, 2)

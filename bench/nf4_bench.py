@@ -40,7 +40,7 @@ L2_FLUSH_BYTES = 256 * 2**20  # weight copies per shape add up to at least this
 # SWEEP_UNTIL_S seconds the remaining shapes time the rule's config only (3-minute budget)
 SWEEP = [Config(bn, 512, 4, True) for bn in (4, 8, 16, 32)] + \
     [Config(16, 512, 8, True), Config(16, 512, 4, False)]
-SWEEP_UNTIL_S = 110
+SWEEP_UNTIL_S = 60
 STARTED = time.perf_counter()
 
 

@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default="greedy,seeded")
     parser.add_argument("--nf4-kernel", default="off", choices=("on", "off"))
+    parser.add_argument("--decode-kernels", default="on", choices=("on", "off"))
     parser.add_argument("--out", default="")
     args = parser.parse_args()
 
@@ -69,6 +70,7 @@ def main() -> None:
     backend_name, four_bit = CONFIGS[args.config]
     engine = load_engine(AppSettings(model=args.model, backend=backend_name, load_in_4bit=four_bit,
                                      decoder="auto", nf4_kernel=args.nf4_kernel,
+                                     decode_kernels=args.decode_kernels,
                                      context_length=8192))
     backend = engine.backend
     backend.ignore_eos = True
@@ -95,7 +97,7 @@ def main() -> None:
 
     for decoder in args.decoders.split(","):
         if decoder == "static" and backend_name in ("transformers", "unsloth"):
-            backend.use_decoder("static", args.nf4_kernel)
+            backend.use_decoder("static", args.nf4_kernel, args.decode_kernels)
         elif decoder == "generate" and backend_name in ("transformers", "unsloth"):
             backend.use_decoder("generate")
         note = getattr(backend, "decoder_note", backend_name)
