@@ -19,7 +19,8 @@ cache is just starting the next prefill at ``k``.
 Same input, same tokens (issue 8): every prefill runs in PREFILL_CHUNK-token chunks at absolute
 positions 0, C, 2C, ... and a kept prefix is cut back to a chunk boundary (``reuse.reusable``), so a
 regenerate computes each position exactly as a full re-encode does; attention is two matrix
-products and a softmax (not cuDNN's fused kernel, which parted identical runs); sampled tokens draw
+products and a softmax in a prefill and decode_kernels' fixed-order kernel in a step (never cuDNN's
+fused kernel, which parted identical runs); sampled tokens draw
 their noise from a generator seeded by (seed, position), never from a stream shared across steps
 or runs; top-p sums in a fixed order.
 """
