@@ -4,15 +4,7 @@
 #   bash bench/gpu_issue8.sh speed     # 7B: decode, sampling, regenerate; the code before (.baseline)
 # Needs the carried .whl and .gpu_assets (bench/prepare_gpu_assets.sh); .baseline/ holds the code
 # before issue 8 (git archive 644f2c8 bonsai_ui bench | tar -x -C .baseline) with this bench.py.
-set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-bench/results/tmp}; mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-build() { [ -f "/tmp/$1/config.json" ] || python3 bench/make_random_model.py --shape "$1" \
-    --tokenizer .gpu_assets/smollm2-tokenizer --out "/tmp/$1" > "$OUT/build-$1.log" 2>&1 || exit 1; }
+source "$(dirname "$0")/gpu_env.sh"
 case "$1" in
 repeat)
     build qwen2.5-0.5b; M=/tmp/qwen2.5-0.5b

@@ -2,19 +2,13 @@
 # GPU runs of session 4 (issues 8 and 11), one lease a stage; every log and JSON line under $OUT.
 #   bash bench/gpu_session4.sh call1   # 7B: final code vs the code before (same lease), profile,
 #                                      # 7B seeded repeat, 32B built pre-quantized + benched
-#   bash bench/gpu_session4.sh call2   # the fused NF4 decode: kernels, 7B/32B speed, repeats, tests
+#   bash bench/gpu_session4.sh call2   # the fused step: repeats on every static path, GPU tests, 7B speed
+#   bash bench/gpu_session4.sh call3   # 32B end to end, the NF4 kernel per shape, 7B speed, sampling profile
+#   bash bench/gpu_session4.sh call4   # sampling after the host-wait fix
 # Needs the carried .whl and .gpu_assets (bench/prepare_gpu_assets.sh); .baseline/ as gpu_issue8.sh.
-set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-bench/results/tmp}; mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD
+source "$(dirname "$0")/gpu_env.sh"
 T0=$(date +%s)
 say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-build() { [ -f "/tmp/$1/config.json" ] || python3 bench/make_random_model.py --shape "$1" \
-    --tokenizer .gpu_assets/smollm2-tokenizer --out "/tmp/$1" > "$OUT/build-$1.log" 2>&1 || { say "build $1 failed"; tail -5 "$OUT/build-$1.log"; }; }
 build32() { [ -f /tmp/qwen2.5-32b-nf4/config.json ] || timeout 200 python3 bench/make_random_model.py --shape qwen2.5-32b \
     --quantize nf4 --tokenizer .gpu_assets/smollm2-tokenizer --out /tmp/qwen2.5-32b-nf4 > "$OUT/build-32b.log" 2>&1 \
     || { say "build 32b failed"; tail -5 "$OUT/build-32b.log"; }; }
