@@ -56,6 +56,9 @@ ARM = """([until, arg, limit]) => {
   });
 }"""
 LIMIT_MS = 120_000  # before this work a star took 15 s at this size
+SHOWN_PAIR = ("document.querySelector('#compare-summary').innerText.trim() === arg[0] && "
+              "['reasoning', 'response'].every((part, i) => document.querySelectorAll("
+              "`#diff-${part} ins, #diff-${part} del`).length === arg[i + 1])")
 CELL = "document.querySelector(`#attempts [data-testid=cell-${arg[0]}-${arg[1]}]`).innerText.trim() === arg[2]"
 
 
@@ -170,10 +173,13 @@ def bench_language(browser, lang: str, clicks: int) -> dict:
             while (expected := wb.compare(history, history.attempts[number - 1].id, newest[0].id)[0]) \
                     == summary.inner_text().strip():
                 number -= 1
+            # Shown: the new summary and both diffs in the page, as many marked spans as segments.
+            _, diff_r, diff_a = wb.compare(history, history.attempts[number - 1].id, newest[0].id)
+            marked = [sum(1 for _, tag in diff if tag) for diff in (diff_r, diff_a)]
+            wb._diff.cache_clear()  # the app shares this process: its pick must diff, not hit our cache
             page.locator("#compare-a input").click()
             option = page.get_by_role("option").filter(has_text=f"#{number} ·").first
-            return measure(page, option.click,
-                           "document.querySelector('#compare-summary').innerText.trim() === arg", expected)
+            return measure(page, option.click, SHOWN_PAIR, [expected, *marked])
 
         run_clicks("compare pick", pick)
 

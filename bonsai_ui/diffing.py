@@ -4,7 +4,8 @@ Japanese has no spaces between words, so splitting on spaces would make a whole 
 "word" and any edit would repaint all of it. Text is cut into tokens instead: each CJK character
 (kanji, kana, hangul, full-width forms and punctuation) is a token, Latin words and numbers are
 tokens, and whitespace runs are tokens of their own, so the diff keeps the text's spacing exactly.
-The output, (text, tag) pairs with tag None, "+" or "-", is what gr.HighlightedText displays.
+The output is (text, tag) pairs with tag None, "+" or "-"; ``to_html`` makes them the one HTML
+string the Compare view shows.
 
 The alignment is a longest common subsequence of the two token lists, computed by rapidfuzz
 (``Indel.opcodes``: bit-parallel LCS in C++, N·M/64 word operations after the common prefix and
@@ -17,6 +18,7 @@ more tokens changed than difflib did (tests/test_diffing.py checks that on rando
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -85,6 +87,18 @@ def diff_texts_difflib(old: str, new: str) -> list[Segment]:
     the reference the tests and bench/diff_speed.py hold ``diff_texts`` against."""
     a, b = tokenize(old or ""), tokenize(new or "")
     return _segments(a, b, SequenceMatcher(None, a, b, autojunk=False).get_opcodes())
+
+
+_MARKUP = {None: "{}", "+": "<ins>{}</ins>", "-": "<del>{}</del>"}
+
+
+def to_html(segments: list[Segment]) -> str:
+    """The segments as one HTML string: additions in <ins>, deletions in <del>, every text escaped
+    (attempts hold what anyone typed or imported). One string, not a component per segment: two
+    English ~3,000-token attempts give thousands of segments, which gr.HighlightedText took ~1 s of
+    server CPU to postprocess and the page 14 s (p50) to render span by span (docs/benchmarks.md).
+    Spacing and line breaks are kept by the page's CSS (white-space: pre-wrap)."""
+    return "".join(_MARKUP[tag].format(html.escape(text, quote=False)) for text, tag in segments)
 
 
 def count_changes(segments: list[Segment]) -> tuple[int, int]:

@@ -1,11 +1,13 @@
 """Diffs for the Compare view: words for Latin text, characters for Japanese, spacing kept."""
 
+import html
 import random
+import re
 
 import pytest
 
 from bonsai_ui.attempts import Attempt
-from bonsai_ui.diffing import count_changes, diff_attempts, diff_texts, diff_texts_difflib, tokenize
+from bonsai_ui.diffing import count_changes, diff_attempts, diff_texts, diff_texts_difflib, to_html, tokenize
 
 DIFFS = [
     # old, new, expected (text, tag) pairs
@@ -148,8 +150,35 @@ def test_random_edits_read_back_and_change_no_more_than_difflib(script):
                       _edit(rng, tokenize(old), pieces))
         segments = diff_texts(old, new)
         _readable(old, new, segments)
+        assert _from_html(to_html(segments)) == (old, new)
         # A longest common subsequence keeps at least as many tokens as difflib's blocks did.
         assert _changed(segments) <= _changed(diff_texts_difflib(old, new)), (old, new)
+
+
+HTML = [
+    # segments, the HTML the Compare view gets
+    ([("a < b & c", None)], "a &lt; b &amp; c"),
+    ([("x", None), ("<script>alert(1)</script>", "+"), ("</del>", "-")],
+     "x<ins>&lt;script&gt;alert(1)&lt;/script&gt;</ins><del>&lt;/del&gt;</del>"),
+    ([('<img src=x onerror="f()">', "-")], '<del>&lt;img src=x onerror="f()"&gt;</del>'),  # no tag, no attribute
+    ([("${value} {{x}} `t`", None)], "${value} {{x}} `t`"),  # not markup: shown as typed
+    ([("  two\n\nlines\t", "+")], "<ins>  two\n\nlines\t</ins>"),  # whitespace as it is (CSS pre-wrap)
+    ([("猫", "-"), ("犬", "+")], "<del>猫</del><ins>犬</ins>"),
+    ([], ""),
+]
+
+
+@pytest.mark.parametrize("segments,expected", HTML)
+def test_to_html_escapes_the_text_and_marks_the_changes(segments, expected):
+    assert to_html(segments) == expected
+
+
+def _from_html(markup: str) -> tuple[str, str]:
+    """Both texts read back from the HTML: without the <ins>, and without the <del> parts."""
+    def without(tag: str) -> str:
+        kept = re.sub(rf"<{tag}>.*?</{tag}>", "", markup, flags=re.S)
+        return html.unescape(re.sub(r"</?(ins|del)>", "", kept))
+    return without("ins"), without("del")
 
 
 TOKENS = [

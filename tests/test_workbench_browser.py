@@ -27,7 +27,7 @@ from conftest import IMAGES, SCREENSHOTS, VIEWPORT, LaunchedApp, ScriptedBackend
 
 TIMEOUT_MS = 10_000
 REAL_MODEL_TIMEOUT_MS = 90_000
-ADDED, REMOVED = "187, 247, 208", "254, 202, 202"  # the diff colours (ui.DIFF_COLORS) as the page has them
+ADDED, REMOVED = "ins", "del"  # the diff's elements (diffing.to_html)
 
 
 @pytest.fixture
@@ -96,15 +96,20 @@ def pick(page: Page, which: str, label_start: str) -> None:
     expect(page.locator(f"#compare-{which} input")).to_have_value(re.compile("^" + re.escape(label_start)))
 
 
-PAINTED = """([id, colour]) => Array.from(document.querySelectorAll(`#${id} .token`))
-    .filter(t => (t.getAttribute('style') || '').includes(colour))
-    .map(t => Array.from(t.querySelectorAll('.text')).map(x => x.textContent).join(' '))
-    .join(' ').split(/\\s+/).filter(w => w)"""
+PAINTED = """([id, tag]) => Array.from(document.querySelectorAll(`#${id} ${tag}`))
+    .map(t => t.textContent).join(' ').split(/\\s+/).filter(w => w)"""
 
 
-def painted(page: Page, elem_id: str, colour: str) -> list[str]:
-    """The words of the diff painted ``colour``, in order (the page may split a span into words)."""
-    return page.evaluate(PAINTED, [elem_id, colour])
+def painted(page: Page, elem_id: str, tag: str) -> list[str]:
+    """The words of the diff marked by ``tag`` (ins: added, del: removed), in order."""
+    return page.evaluate(PAINTED, [elem_id, tag])
+
+
+def paint(page: Page, elem_id: str, tag: str) -> dict:
+    """How the page shows the diff's first ``tag`` element."""
+    return page.locator(f"#{elem_id} {tag}").first.evaluate(
+        "e => { const s = getComputedStyle(e); return {background: s.backgroundColor,"
+        " line: s.textDecorationLine}; }")
 
 
 def words(segments, tag: str) -> list[str]:
@@ -194,6 +199,14 @@ def test_generate_edit_regenerate_cut_continue_and_compare(scripted_app, page):
     answers = diff_texts("0 pears.", "Impossible: he cannot eat 5 of 4 pears.")
     assert painted(page, "diff-response", ADDED) == words(answers, "+")
     assert painted(page, "diff-response", REMOVED) == words(answers, "-")
+    # Green for added, red and struck through for removed, whitespace as in the text.
+    assert paint(page, "diff-reasoning", ADDED) == {"background": "rgb(187, 247, 208)", "line": "none"}
+    assert paint(page, "diff-reasoning", REMOVED) == {"background": "rgb(254, 202, 202)", "line": "line-through"}
+    assert page.locator("#diff-response").inner_text().endswith(
+        "".join(text for text, tag in answers if tag != "-"))
+    expect(page.locator("#diff-legend ins")).to_have_text("added in B")
+    expect(page.locator("#diff-legend del")).to_have_text("removed from A")
+    expect(page.locator("#diff-reasoning")).to_contain_text("Reasoning: A → B")
     if SCREENSHOTS:
         IMAGES.mkdir(parents=True, exist_ok=True)
         page.mouse.move(0, 0)
@@ -359,9 +372,46 @@ def test_the_page_speaks_japanese_to_a_japanese_browser(scripted_app, browser):
         expect(page.locator("#generate")).to_have_text("生成 ▶")
         expect(page.locator("#continue")).to_have_text("推論を続ける ⇢")
         expect(page.locator("#intervention-premises")).to_have_text("まず前提の矛盾を確認")
-        expect(page.get_by_role("tab", name="比較")).to_be_visible()
+        tab(page, "比較")
+        expect(page.locator("#diff-legend ins")).to_have_text("Bで追加")  # the legend's samples
+        expect(page.locator("#diff-legend del")).to_have_text("Aから削除")
+        expect(page.locator("#diff-reasoning")).to_contain_text("推論: A → B")
     finally:
         context.close()
+
+
+HOSTILE = ('<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> '
+           '<b>bold?</b> ${value} {{value}} &amp; 5 < 6\n  indented')
+
+
+def test_compare_shows_markup_in_an_attempt_as_text(browser):
+    """An attempt holds what anyone typed or imported: the Compare diff shows its markup as the
+    text it is, and runs none of it."""
+    from bonsai_ui.attempts import Attempt, History
+
+    history = History()
+    for reasoning_, response in (("Jack has 4 pears.", ""),
+                                 ("Jack has 4 pears. " + HOSTILE, "<b>0</b> pears & <i>none</i>")):
+        history.add(Attempt(QUESTION, mode="special", reasoning_sent=reasoning_, response=response,
+                            model="scripted", backend="scripted"))
+    app = LaunchedApp(Runner(Engine(ScriptedBackend())), stored=history.to_data())
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    try:
+        open_app(page, app.url)
+        page.locator("#all-questions input").check()
+        expect(page.locator("#attempts .virtual-row")).to_have_count(2, timeout=TIMEOUT_MS)
+        tab(page, "Compare")
+        added = page.locator("#diff-reasoning ins")
+        expect(added).to_have_text(" " + HOSTILE, timeout=TIMEOUT_MS)  # textContent: exact, spaces kept
+        expect(page.locator("#diff-response ins")).to_have_text("<b>0</b> pears & <i>none</i>")
+        page.wait_for_timeout(500)  # an image's error event would have fired by now
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator(".diff script, .diff img, .diff b, .diff i").count() == 0
+        assert "<script>window.__pwned = 1</script>" in page.locator("#diff-reasoning").inner_text()
+    finally:
+        context.close()
+        app.close()
 
 
 # -- a full history ------------------------------------------------------------------------------

@@ -26,11 +26,9 @@ CSS = """
                 border-radius: var(--radius-lg); padding: var(--spacing-lg); }
 #interventions button { flex: 0 1 auto; }
 #demo-explanation { font-size: 1.05em; }
-.diff .textfield { display: block; font-size: 0; line-height: 1.7; word-break: normal; }
-.diff .token-container, .diff .token, .diff .token.highlighted { display: inline; margin: 0; padding: 0; }
-.diff .text { font-size: var(--text-md); white-space: pre-wrap; background-color: inherit; }
-.diff .line-break { display: block; }
-.diff .token[style*="254, 202, 202"] .text { text-decoration: line-through; }
+.diff .prose { white-space: pre-wrap; line-height: 1.7; overflow-wrap: anywhere; padding-top: 2.2em; }
+.diff ins, .diff-legend ins { background: #bbf7d0; color: #14532d; text-decoration: none; }
+.diff del, .diff-legend del { background: #fecaca; color: #7f1d1d; text-decoration: line-through; }
 """
 
 

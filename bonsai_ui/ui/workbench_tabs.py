@@ -14,6 +14,7 @@ from gradio.utils import get_upload_folder
 from .. import hosting
 from .. import workbench as wb
 from ..attempts import History
+from ..diffing import to_html
 from ..export import ImportFormatError
 from ..prompts import MODES
 from ..settings import GENERATION_BOUNDS, GenerationSettings, SettingsError
@@ -22,9 +23,6 @@ from .common import PRIVATE, confirming, import_refused
 from .editor import Editor
 from .texts import t
 
-# Explicit colours: the page's CSS strikes through the token whose background is the "-" colour
-# (HighlightedText marks a category only by its inline style).
-DIFF_COLORS = {"+": "#bbf7d0", "-": "#fecaca"}
 RELOAD = ("The server restarted since this page was opened: reload the page to go on (the attempts "
           "stored in this browser are kept). / サーバーが再起動しました。ページを再読み込みしてください。")
 
@@ -67,8 +65,8 @@ class Workbench:
     pick_a: gr.Dropdown
     pick_b: gr.Dropdown
     compare_summary: gr.Markdown
-    diff_reasoning: gr.HighlightedText
-    diff_response: gr.HighlightedText
+    diff_reasoning: gr.HTML  # diffing.to_html: one escaped string, painted by the page's CSS
+    diff_response: gr.HTML
     scope: gr.Radio
     export_btn: gr.Button
     import_btn: gr.UploadButton
@@ -127,8 +125,8 @@ class Workbench:
         if not open_ or [a, b] == shown:
             return {}
         summary, diff_r, diff_a = wb.compare(history, a, b)
-        return {self.compare_summary: summary, self.diff_reasoning: diff_r, self.diff_response: diff_a,
-                self.shown_pair: [a, b]}
+        return {self.compare_summary: summary, self.diff_reasoning: to_html(diff_r),
+                self.diff_response: to_html(diff_a), self.shown_pair: [a, b]}
 
     def panel(self, history, question, input, show_all, a, b, shown, open_, newest: bool = False) -> dict:
         """Listing and diff, where the diff is computed from the history in hand, rather than by the
@@ -354,14 +352,12 @@ def _compare_tab() -> tuple:
             pick_a = gr.Dropdown([], label=t("compare_a"), elem_id="compare-a")
             pick_b = gr.Dropdown([], label=t("compare_b"), elem_id="compare-b")
         compare_summary = gr.Markdown(elem_id="compare-summary")
-        gr.Markdown(t("compare_help"))
+        gr.Markdown(t("compare_help"), elem_id="diff-legend", elem_classes="diff-legend")
         with gr.Row(equal_height=False):
-            diff_reasoning = gr.HighlightedText(
-                label=t("diff_reasoning"), color_map=DIFF_COLORS, show_inline_category=False,
-                elem_id="diff-reasoning", elem_classes="diff")
-            diff_response = gr.HighlightedText(
-                label=t("diff_response"), color_map=DIFF_COLORS, show_inline_category=False,
-                elem_id="diff-response", elem_classes="diff")
+            diff_reasoning, diff_response = (
+                gr.HTML("", label=t(key), show_label=True, container=True, padding=True,
+                        js_on_load=None, elem_id=key.replace("_", "-"), elem_classes="diff")
+                for key in ("diff_reasoning", "diff_response"))
     return tab, (pick_a, pick_b, compare_summary, diff_reasoning, diff_response)
 
 
