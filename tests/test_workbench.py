@@ -315,12 +315,21 @@ def test_a_preview_reads_the_head_only_but_shows_what_the_whole_text_gives(text)
     assert wb._preview(text) == (line if len(line) <= 80 else line[:79] + "…")
 
 
-def test_the_stored_size_is_counted_without_writing_the_json():
-    history = _history(Attempt(question=Q_JA, reasoning_sent="猫の色\nを確認", response="黒猫 é",
+def test_the_stored_json_reads_back_as_the_history():
+    history = _history(Attempt(question=Q_JA, reasoning_sent="猫の色\nを確認", response="黒猫 é \"q\" \\",
                                settings={"seed": 7, "temperature": 0.0}, timings={"ttft_s": None}),
                        Attempt(question=Q_EN, reasoning_sent="Count.\n\n" * 50, response="7"))
     data = history.to_data()
-    assert wb._json_bytes(data) == len(json.dumps(data, ensure_ascii=False).encode("utf-8"))
+    text, warning = wb.stored_json(data)
+    assert json.loads(text) == data and wb.read_stored(text) == data and warning == ""
+    assert History.from_data(wb.read_stored(text))[0].to_data() == data
+
+
+@pytest.mark.parametrize("text,value", [(None, None), ("", None), ("{not json", "unreadable")])
+def test_nothing_or_no_json_stored_reads_as_a_fresh_start(text, value):
+    assert wb.read_stored(text) == value
+    history, warning = History.from_data(wb.read_stored(text))
+    assert history.attempts == [] and (warning != "") == (value == "unreadable")
 
 
 def test_a_pair_is_diffed_once(monkeypatch):

@@ -44,13 +44,15 @@ class Workbench:
     ``history_store``: Gradio's page copies the value of every component that has been an input or
     output of a server event, on every later event (its loading-status bookkeeping), and a 10 MB
     history copied that way cost ~0.5 s a click. So the store is read and written by browser-only
-    steps, and the wire is emptied again once the store has the value.
+    steps, and the wire is emptied again once the store has the value. The wire holds JSON text
+    (``workbench.stored_json``), parsed by the page: a JSON component cost ~35 ms of server CPU
+    for each run recorded at 200 long attempts.
     """
 
     editor: Editor  # read for the question shown, written by restore
     history_store: gr.BrowserState
     marks_store: gr.BrowserState
-    history_wire: gr.JSON  # the texts on their way to or from history_store
+    history_wire: gr.Textbox  # the texts, as JSON text, on their way to or from history_store
     session: gr.State  # the History, read from history_store and marks_store at load
     shown_pair: gr.State  # the ids [A, B] whose diff the Compare tab shows
     compare_open: gr.State  # whether the Compare tab is the one open
@@ -140,8 +142,8 @@ class Workbench:
         (~20 ms at 200 rows), plain rows are only postprocessed (the headers never change)."""
         return wb.table_rows(wb.listed(history, question, input, show_all))
 
-    def load_history(self, data, marks, question, input, show_all, a, b):
-        history, warning = History.from_data(data)
+    def load_history(self, text, marks, question, input, show_all, a, b):
+        history, warning = History.from_data(wb.read_stored(text))
         history.apply_marks(marks)
         warning = " ".join(w for w in (warning, wb.storage_warning(history.to_data())) if w)
         if warning:
@@ -162,8 +164,8 @@ class Workbench:
         with self.lock:
             history = held(history)
             history.add(wb.attempt_from_run(state, origin_value))
-            stored = history.to_data()
-        if warning := wb.storage_warning(stored):
+            stored, warning = wb.stored_json(history.to_data())
+        if warning:
             gr.Warning(warning)
         return {self.history_wire: stored,
                 self.origin: wb.origin_for(state) if state.reasoning_generated else origin_value,
@@ -252,7 +254,7 @@ class Workbench:
             data = read_upload(path, self.max_upload)
             with self.lock:
                 summary = wb.import_into(history, data)
-                stored = history.to_data()
+                stored = wb.stored_json(history.to_data())[0]
         except (ImportFormatError, UploadRefused, OSError) as error:
             return {self.message: import_refused(name, error)}
         if not wb.listed(history, question, input, show_all):
@@ -275,7 +277,7 @@ class Workbench:
         history = held(history)
         with self.lock:
             history.clear()
-            stored, marks = history.to_data(), history.marks_to_data()
+            stored, marks = wb.stored_json(history.to_data())[0], history.marks_to_data()
         return {self.history_wire: stored, self.marks_store: marks, self.clear_btn: gr.Button(visible=True),
                 self.really_btn: gr.Button(visible=False), self.cancel_btn: gr.Button(visible=False),
                 self.message: "History cleared. / 履歴を消去しました。",
@@ -286,7 +288,8 @@ class Workbench:
     def stored(self, event):
         """After an event that put the history on the wire: into the browser's storage (a null
         leaves the storage as it is), then the wire emptied. Returns the last step."""
-        return event.then(None, self.history_wire, self.history_store, js="(data) => data", **PRIVATE).then(
+        return event.then(None, self.history_wire, self.history_store, js="(text) => text ? JSON.parse(text) : null",
+                          **PRIVATE).then(
             None, None, self.history_wire, js="() => null", **PRIVATE)
 
     def record_after(self, event):
@@ -296,7 +299,8 @@ class Workbench:
 
     def load_after(self, event_trigger) -> None:
         """Read the stored history when the page loads (``event_trigger``: demo.load)."""
-        event_trigger(None, self.history_store, self.history_wire, js="(data) => data", **PRIVATE).then(
+        event_trigger(None, self.history_store, self.history_wire,
+                      js="(data) => data == null ? null : JSON.stringify(data)", **PRIVATE).then(
             self.load_history, [self.history_wire, self.marks_store, *self.list_in, self.pick_a, self.pick_b],
             [self.session, self.history_wire, *self.list_out, self.message], **PRIVATE)
 
@@ -383,7 +387,7 @@ def build_workbench(editor: Editor, max_upload: int) -> Workbench:
     """Lay the three tabs out under the editor and wire their own events."""
     stores = (gr.BrowserState(History().to_data(), storage_key=wb.HISTORY_KEY, secret=wb.history_secret()),
               gr.BrowserState(History().marks_to_data(), storage_key=wb.MARKS_KEY, secret=wb.history_secret()),
-              gr.JSON(None, visible=False))  # history_store, marks_store, history_wire
+              gr.Textbox(None, visible=False))  # history_store, marks_store, history_wire
     session = (gr.State(None), gr.State(None), gr.State(False))  # session, shown_pair, compare_open
     states = (gr.State([]), gr.State(None), gr.State(None))  # listed_ids, selected, origin
     message = gr.Markdown(elem_id="workbench-message")
