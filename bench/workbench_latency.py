@@ -2,7 +2,8 @@
 
 200 attempts whose reasoning and response are ~3,000 tokens each (bench/long_history.py), English
 or Japanese, are put in the page as if read from the browser's storage. Then, in Chromium, 20
-clicks each of ★, ✗, save note, ↩ restore and a new Compare pick. Latency is measured in the page:
+clicks each of ★, ✗, save note, ↩ restore and a new Compare pick (and of a click that starts no
+event: the method's floor). Latency is measured in the page:
 from the click's mousedown (a capturing listener) to the first animation frame in which the change
 shows (polled every frame), so it includes the server, Gradio's transport and the rendering.
 Server figures: the process's CPU time across each click (app and this script share the
@@ -19,6 +20,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -139,6 +141,9 @@ def bench_language(browser, lang: str, clicks: int) -> dict:
                 return measure(page, cell.click, CELL, [row, col, want])
             return one
 
+        # The method's floor: a click on text that starts no event, seen at the next frame; its CPU
+        # is this script's Playwright client alone (the server does nothing).
+        run_clicks("no-op click", lambda i: measure(page, page.locator("#model-status").click, "true", None))
         run_clicks("star", toggle(1, "★", "☆"))
         run_clicks("reject", toggle(2, "✗", "·"))
 
@@ -212,6 +217,9 @@ def main():
     from playwright.sync_api import sync_playwright
 
     out = {"machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} vCPU",
+           "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                    text=True).stdout.strip(),
+           "started_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
            "attempts": 200, "tokens_each": 3000, "clicks": args.clicks, "results": {}}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
