@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,22 @@ class App:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+@contextmanager
+def on_stored(browser, history):
+    """A page (and its app, on the scripted backend) whose browser storage holds ``history``, with
+    all questions listed."""
+    app = LaunchedApp(Runner(Engine(ScriptedBackend())), stored=history.to_data())
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    try:
+        open_app(page, app.url)
+        page.locator("#all-questions input").check()
+        yield page, app
+    finally:
+        context.close()
+        app.close()
+
 
 def open_app(page: Page, url: str) -> None:
     page.goto(url)
@@ -394,12 +411,7 @@ def test_compare_shows_markup_in_an_attempt_as_text(browser):
                                  ("Jack has 4 pears. " + HOSTILE, "<b>0</b> pears & <i>none</i>")):
         history.add(Attempt(QUESTION, mode="special", reasoning_sent=reasoning_, response=response,
                             model="scripted", backend="scripted"))
-    app = LaunchedApp(Runner(Engine(ScriptedBackend())), stored=history.to_data())
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    try:
-        open_app(page, app.url)
-        page.locator("#all-questions input").check()
+    with on_stored(browser, history) as (page, _):
         expect(page.locator("#attempts .virtual-row")).to_have_count(2, timeout=TIMEOUT_MS)
         tab(page, "Compare")
         added = page.locator("#diff-reasoning ins")
@@ -409,9 +421,6 @@ def test_compare_shows_markup_in_an_attempt_as_text(browser):
         assert page.evaluate("window.__pwned") is None
         assert page.locator(".diff script, .diff img, .diff b, .diff i").count() == 0
         assert "<script>window.__pwned = 1</script>" in page.locator("#diff-reasoning").inner_text()
-    finally:
-        context.close()
-        app.close()
 
 
 # -- a full history ------------------------------------------------------------------------------
@@ -430,12 +439,7 @@ def test_a_full_history_of_long_attempts_is_marked_restored_and_compared(browser
                         real_diff(a, b))
     history = make_history(200, "ja", tokens=3000, seed=1)
     newest = history.attempts[::-1]
-    app = LaunchedApp(Runner(Engine(ScriptedBackend())), stored=history.to_data())
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    try:
-        open_app(page, app.url)
-        page.locator("#all-questions input").check()
+    with on_stored(browser, history) as (page, app):
         expect(cell(page, 0, 3)).to_have_text("200", timeout=TIMEOUT_MS)
         assert cell(page, 0, 6).inner_text() == wb._preview(newest[0].reasoning)  # trimmed, not 4,000 characters
 
@@ -478,6 +482,3 @@ def test_a_full_history_of_long_attempts_is_marked_restored_and_compared(browser
         page.locator("#all-questions input").check()
         expect(cell(page, 1, 8)).to_have_text("長い推論のメモ", timeout=TIMEOUT_MS)
         assert [cell(page, r, c).inner_text() for r, c in ((2, 1), (3, 2))] == ["☆", "✗"]
-    finally:
-        context.close()
-        app.close()
