@@ -8,6 +8,8 @@ made), so that what is on disk before and after can be listed exactly.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -21,7 +23,7 @@ from bonsai_ui.engine import Engine
 from bonsai_ui.runs import Runner
 from bonsai_ui.settings import AppSettings
 from bonsai_ui.uploads import UploadRefused, check_zip
-from conftest import LaunchedApp, ScriptedBackend
+from conftest import LaunchedApp, ScriptedBackend, free_port
 from test_uploads import zip_bomb
 
 MB = 1000**2
@@ -155,3 +157,35 @@ def test_without_a_password_everything_is_open_as_before(open_app):
     client = Client(open_app.url, verbose=False)
     _, _, stats, _ = client.predict(*GENERATE_ARGS, api_name="/generate")
     assert "✅ done" in stats
+
+
+# -- the start-up warning ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("environ,warned", [({}, True), ({"BONSAI_AUTH": "ann:pear-5"}, False)])
+def test_app_py_warns_at_start_up_when_open_beyond_this_machine(environ, warned, tmp_path):
+    """``python app.py`` with a non-local host (127.0.0.2: another address, still loopback) says on
+    stderr that the model is open, unless a password is set; either way it goes on to serve."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "BONSAI_AUTH"} | {"GRADIO_TEMP_DIR": str(tmp_path),
+                                                                         **environ}
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: the model's loading logs could fill a pipe
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.2", "--port", str(port)],
+                                cwd=Path(__file__).resolve().parents[1], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            assert wait_until(lambda: _answers(f"http://127.0.0.2:{port}/"), 120), "the app never served"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    stderr = log.read_text(errors="replace")
+    expected = f"warning: no password is set, so the model is open to anyone who can reach 127.0.0.2:{port}"
+    assert (expected in stderr) == warned, stderr[-2000:]
+    assert "pear-5" not in stderr, "the password is never printed"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code in (200, 401)
+    except httpx.HTTPError:
+        return False
