@@ -23,10 +23,7 @@ from ..prompts import load_format
 from ..runs import Runner, UserError
 from ..settings import GENERATION_BOUNDS
 from ..uploads import UploadRefused, check_zip, read_upload
-from .common import MODEL_RUN, PRIVATE, checked_settings, confirming, import_refused
-
-# A step's own progress line and streamed text show that it runs: no spinner over them.
-STEP_RUN = dict(api_visibility="private", show_progress="hidden", **MODEL_RUN)
+from .common import PRIVATE, checked_settings, confirming, import_refused
 from .editor import Editor
 from .texts import t
 
@@ -332,6 +329,9 @@ class DebateTab:
 
     def wire(self) -> None:
         e = self.editor
+        # The editor's queue group and limit (1 in-process, --parallel served); a step's own
+        # progress line and streamed text show that it runs: no spinner over them.
+        step_run = dict(api_visibility="private", show_progress="hidden", **e.model_run)
         where = [self.store, self.round_pick, self.question, self.goal_a, self.goal_b]
         settings = e.settings
         out = [self.store, *self.view_out, self.progress]
@@ -342,7 +342,7 @@ class DebateTab:
                                           self.language, e.prompt_format],
                              [self.store, *self.view_out, self.message], **PRIVATE
                              ).success(self.step_handler("answer", False),
-                                       [*where, self.answer_reasoning, *settings], out, **STEP_RUN)
+                                       [*where, self.answer_reasoning, *settings], out, **step_run)
         buttons = [(self.answer_btn, "answer", False, self.answer_reasoning),
                    (self.regenerate_answer_btn, "answer", True, self.answer_reasoning),
                    (self.rebut_btn, "rebuttal", False, self.rebuttal_reasoning),
@@ -350,8 +350,8 @@ class DebateTab:
                    (self.fbq_btn, "questions", False, self.raw)]
         for button, kind, from_reasoning, reasoning in buttons:
             button.click(self.step_handler(kind, from_reasoning), [*where, reasoning, *settings], out,
-                         **STEP_RUN)
-        self.run_btn.click(self.run_rounds, [*where, self.rounds_n, *settings], out, **STEP_RUN)
+                         **step_run)
+        self.run_btn.click(self.run_rounds, [*where, self.rounds_n, *settings], out, **step_run)
         self.stop_btn.click(self.stop, None, None, api_visibility="private", concurrency_limit=None,
                             queue=False)
         self.pick.input(self.choose, [self.store, self.round_pick, self.pick], [self.store, *self.view_out],
@@ -365,8 +365,8 @@ class DebateTab:
         self.clear_btn.click(self.ask_clear, self.store, confirm, **PRIVATE)
         self.cancel_btn.click(lambda: confirming(False), None, confirm, **PRIVATE)
         self.really_btn.click(self.clear, None, [*out, *confirm], **PRIVATE)
-        gr.api(self.fact_questions, api_name="fact_questions", **MODEL_RUN)
-        gr.api(self.rebut, api_name="rebut", **MODEL_RUN)
+        gr.api(self.fact_questions, api_name="fact_questions", **e.model_run)
+        gr.api(self.rebut, api_name="rebut", **e.model_run)
 
     def load_after(self, event_trigger) -> None:
         """Read the stored debate when the page loads (``event_trigger``: demo.load)."""
