@@ -71,6 +71,10 @@ class DebateTab:
     really_btn: gr.Button
     cancel_btn: gr.Button
     message: gr.Markdown
+    raw_box: gr.Accordion  # opened when the model wrote no question that could be read
+    own_question: gr.Textbox  # a question written (or edited) by hand
+    add_btn: gr.Button
+    replace_btn: gr.Button
 
     # -- drawing -------------------------------------------------------------------------------
 
@@ -78,7 +82,7 @@ class DebateTab:
     def view_out(self) -> list:
         return [self.round_pick, self.question, self.answer_head, self.answer_reasoning, self.answer,
                 self.rebuttal_head, self.rebuttal_reasoning, self.rebuttal, self.pick, self.raw,
-                self.depth, self.table, self.stats]
+                self.raw_box, self.depth, self.table, self.stats]
 
     def view(self, debate: Debate, index: int | None = None) -> dict:
         """Every box for round ``index`` (the last by default), the round list and the transcript."""
@@ -86,7 +90,8 @@ class DebateTab:
             return {self.round_pick: gr.Dropdown(choices=[], value=None), self.question: gr.skip(),
                     self.answer_head: "", self.answer_reasoning: "", self.answer: "",
                     self.rebuttal_head: "", self.rebuttal_reasoning: "", self.rebuttal: "",
-                    self.pick: gr.Radio(choices=[], value=None), self.raw: "", self.depth: "",
+                    self.pick: gr.Radio(choices=[], value=None), self.raw: "", self.raw_box: gr.skip(),
+                    self.depth: "",
                     self.table: gr.Dataframe(value=[], headers=tr.COLUMNS), self.stats: ""}
         i = len(debate.rounds) - 1 if index is None else max(0, min(index, len(debate.rounds) - 1))
         rnd = debate.rounds[i]
@@ -99,6 +104,9 @@ class DebateTab:
                 self.pick: gr.Radio(choices=[(q.text, k) for k, q in enumerate(rnd.questions)],
                                     value=rnd.picked),
                 self.raw: rnd.questions_step.text, self.depth: depth_markdown(debate),
+                # No question could be read: the model's text stays in sight (closing it is the user's).
+                self.raw_box: (gr.Accordion(open=True) if rnd.questions_step.text.strip()
+                               and not rnd.questions else gr.skip()),
                 self.table: gr.Dataframe(value=tr.rows(debate), headers=tr.COLUMNS),
                 self.stats: rnd.questions_step.stats or rnd.rebuttal.stats or rnd.answer.stats}
 
@@ -212,11 +220,28 @@ class DebateTab:
             return {}
         i = int(index)
         rnd = debate.rounds[i]
+        if not 0 <= int(choice) < len(rnd.questions):
+            return {}
         if rnd.picked != int(choice):
             rnd.picked = int(choice)
             if i + 1 < len(debate.rounds):
                 debate.mark_after(i, "questions")
-        return self.stored(debate, i)
+        return {**self.stored(debate, i), self.own_question: rnd.questions[int(choice)].text}
+
+    def own_question_handler(self, replace: bool):
+        """Add the question written by hand (or put it in place of the picked one) and pick it."""
+        def put(data, index, question, goal_a, goal_b, text, choice):
+            debate, i = self._debate(data, index, question, goal_a, goal_b)
+            try:
+                k = debate.put_question(i, text, None if not replace else
+                                        -1 if choice is None else int(choice))
+            except DebateError as error:
+                raise gr.Error(str(error)) from None
+            done = "replaced" if replace else "added"
+            return {**self.stored(debate, i), self.own_question: "",
+                    self.progress: f"✍ Your question was {done} as question {k + 1} of round {i + 1} "
+                                   "and picked. / 自分の質問を選びました。"}
+        return put
 
     def next_round(self, data, index, question, goal_a, goal_b, choice):
         """The round after this one, on the question picked on the page (read from the page: a
@@ -354,8 +379,11 @@ class DebateTab:
         self.run_btn.click(self.run_rounds, [*where, self.rounds_n, *settings], out, **step_run)
         self.stop_btn.click(self.stop, None, None, api_visibility="private", concurrency_limit=None,
                             queue=False)
-        self.pick.input(self.choose, [self.store, self.round_pick, self.pick], [self.store, *self.view_out],
-                        **PRIVATE)
+        self.pick.input(self.choose, [self.store, self.round_pick, self.pick],
+                        [self.store, *self.view_out, self.own_question], **PRIVATE)
+        for button, replace in ((self.add_btn, False), (self.replace_btn, True)):
+            button.click(self.own_question_handler(replace), [*where, self.own_question, self.pick],
+                         [*out, self.own_question], **PRIVATE)
         self.next_btn.click(self.next_round, [*where, self.pick], out, **PRIVATE)
         self.export_btn.click(self.export, self.store, [self.files, self.message], **PRIVATE)
         self.import_btn.upload(self.import_file, [self.import_btn, self.store],
@@ -449,7 +477,14 @@ def build_debate(editor: Editor, runner: Runner, store: gr.BrowserState, max_upl
         with gr.Column(scale=3):
             fbq_btn = gr.Button(t("fbq_btn"), elem_id="debate-fbq-btn")
             pick = gr.Radio([], label=t("pick"), elem_id="debate-pick")
-            with gr.Accordion(t("raw_questions"), open=False, elem_id="debate-raw-accordion"):
+            with gr.Row(equal_height=False):
+                own_question = gr.Textbox(label=t("own_question"), lines=2, scale=4,
+                                          elem_id="debate-own-question")
+                with gr.Column(scale=1, min_width=180):
+                    add_btn = gr.Button(t("add_question"), size="sm", elem_id="debate-add-question")
+                    replace_btn = gr.Button(t("replace_question"), size="sm",
+                                            elem_id="debate-replace-question")
+            with gr.Accordion(t("raw_questions"), open=False, elem_id="debate-raw-accordion") as raw_box:
                 raw = gr.Textbox(label=t("raw_questions"), lines=8, interactive=False,
                                  elem_id="debate-raw", elem_classes="mono")
         with gr.Column(scale=2):
@@ -477,6 +512,7 @@ def build_debate(editor: Editor, runner: Runner, store: gr.BrowserState, max_upl
                     question, start_btn, answer_head, answer_reasoning, answer_btn, regenerate_answer_btn,
                     answer, rebuttal_head, rebuttal_reasoning, rebut_btn, regenerate_rebuttal_btn,
                     rebuttal, fbq_btn, pick, raw, depth, next_btn, rounds_n, run_btn, stop_btn, stats,
-                    table, export_btn, import_btn, files, clear_btn, really_btn, cancel_btn, message)
+                    table, export_btn, import_btn, files, clear_btn, really_btn, cancel_btn, message,
+                    raw_box, own_question, add_btn, replace_btn)
     tab.wire()
     return tab
