@@ -326,6 +326,11 @@ def test_rows_have_the_seeds_columns_first():
     assert (first["AReasoningGenerated"], first["FBAReasoningSent"]) == ("r1", "r2")
 
 
+ROUND_TRIPS = pytest.mark.parametrize("export,imp", [
+    (tr.to_csv, tr.from_csv), (tr.to_xlsx, tr.from_xlsx), (tr.to_jsonl, tr.from_jsonl)],
+    ids=["csv", "xlsx", "jsonl"])
+
+
 def edited() -> Debate:
     """A debate whose rebuttal reasoning was edited, with a stale step and Japanese text."""
     d = two_rounds()
@@ -335,9 +340,7 @@ def edited() -> Debate:
     return d
 
 
-@pytest.mark.parametrize("export,imp", [
-    (tr.to_csv, tr.from_csv), (tr.to_xlsx, tr.from_xlsx), (tr.to_jsonl, tr.from_jsonl)],
-    ids=["csv", "xlsx", "jsonl"])
+@ROUND_TRIPS
 def test_export_then_import_restores_the_debate(export, imp):
     d = edited()
     back = imp(export(d))
@@ -374,9 +377,7 @@ def hand_written() -> Debate:
     return d
 
 
-@pytest.mark.parametrize("export,imp", [
-    (tr.to_csv, tr.from_csv), (tr.to_xlsx, tr.from_xlsx), (tr.to_jsonl, tr.from_jsonl)],
-    ids=["csv", "xlsx", "jsonl"])
+@ROUND_TRIPS
 def test_questions_written_by_hand_survive_export_and_import(export, imp):
     d = hand_written()
     back = imp(export(d))
