@@ -1,6 +1,7 @@
 """The Debate tab in headless Chromium, on the embedded model: a round with an edited rebuttal,
 "Run 2 rounds" with Stop in the middle, the XLSX export against the page, and a debate that
-survives a reload but stays in its own browser. Stale marks use the scripted stand-in (exact text).
+survives a reload and a server restart but stays in its own browser. Stale marks use the scripted
+stand-in (exact text).
 
 The README's screenshot of a debate round is written only with ``BONSAI_SCREENSHOTS=1``:
 
@@ -226,13 +227,20 @@ def test_re_running_a_step_marks_the_later_ones_stale(scripted_app, page):
 
 # -- nothing lost, nothing shared ----------------------------------------------------------------
 
-def test_the_debate_survives_a_reload_and_stays_in_its_browser(scripted_app, browser):
-    scripted_app.backend.script = [["Kept here.", "\n### Response:\n", "In this browser."]]
+def test_the_debate_survives_a_reload_and_a_restart_and_stays_in_its_browser(browser):
+    from bonsai_ui.engine import Engine
+    from bonsai_ui.runs import Runner
+    from conftest import ScriptedBackend, free_port
+    from test_workbench_browser import App
+
+    port = free_port()  # local storage is kept per address: the restart comes back at this one
+    backend = ScriptedBackend(script=[["Kept here.", "\n### Response:\n", "In this browser."]])
+    app = App(Runner(Engine(backend)), port)
     context = browser.new_context(viewport=VIEWPORT)
     other = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
-        open_debate(page, scripted_app.url)
+        open_debate(page, app.url)
         page.locator("#debate-start").click()
         expect(progress(page)).to_contain_text("✅ done: round 1", timeout=TIMEOUT_MS)
         page.reload()
@@ -241,14 +249,22 @@ def test_the_debate_survives_a_reload_and_stays_in_its_browser(scripted_app, bro
                                                                                   timeout=TIMEOUT_MS)
         assert len(transcript(page)) == 1
 
+        app.close()  # a server restart
+        app = App(Runner(Engine(ScriptedBackend())), port)
+        open_debate(page, app.url)
+        expect(page.locator("#debate-answer [data-testid=markdown]")).to_have_text("In this browser.",
+                                                                                  timeout=TIMEOUT_MS)
+        assert len(transcript(page)) == 1
+
         stranger = other.new_page()
-        open_debate(stranger, scripted_app.url)
+        open_debate(stranger, app.url)
         expect(stranger.locator("#debate-transcript")).to_be_visible()
         stranger.wait_for_timeout(1000)  # the stored debate would have loaded by now
         assert transcript(stranger) == [] and not markdown(stranger, "debate-answer")
     finally:
         context.close()
         other.close()
+        app.close()
 
 
 def test_a_bad_import_names_the_line_and_a_good_one_restores(scripted_app, page, tmp_path):
