@@ -130,7 +130,10 @@ def test_a_round_on_the_embedded_model(real_app, page, tmp_path):
     if parsed == 0:  # what the embedded model writes at the page's settings (greedy): no "?" at all
         expect(progress(page)).to_contain_text("Write one under “Your question” and press Add")
         expect(box(page, "debate-raw")).to_be_visible()  # the model's text, opened, kept
-    expect(page.locator("#debate-depth")).to_contain_text("| 1 | A → B |")
+    depth_row = page.locator("#debate-depth tbody tr")  # round, answer → rebuttal, questions, overlap
+    expect(depth_row).to_have_count(1)
+    expect(depth_row.locator("td")).to_have_text(["1", "A → B", str(parsed),
+                                                  "—" if not parsed else re.compile(r"\d+%")])
 
     # A question by hand, whatever the model wrote: added and picked; then edited in place.
     page.locator("#debate-own-question textarea").fill(OWN)
@@ -139,8 +142,8 @@ def test_a_round_on_the_embedded_model(real_app, page, tmp_path):
     expect(options.last).to_have_text(OWN)
     expect(options.last.locator("input")).to_be_checked()
     expect(progress(page)).to_contain_text(f"added as question {parsed + 1} of round 1")
-    options.last.click()
-    expect(page.locator("#debate-own-question textarea")).to_have_value(OWN, timeout=TIMEOUT_MS)
+    expect(depth_row.locator("td")).to_have_text(["1", "A → B", str(parsed + 1), re.compile(r"\d+%")])
+    expect(page.locator("#debate-own-question textarea")).to_have_value(OWN)  # picked: to edit
     page.locator("#debate-own-question textarea").fill(OWN_EDITED)
     page.locator("#debate-replace-question").click()
     expect(options.last).to_have_text(OWN_EDITED, timeout=TIMEOUT_MS)
@@ -223,6 +226,36 @@ def test_re_running_a_step_marks_the_later_ones_stale(scripted_app, page):
     rows = transcript(page)
     assert [dict(zip(COLUMNS, r))["Stale"] for r in rows] == ["rebuttal, questions", "answer"]
     assert dict(zip(COLUMNS, rows[1]))["AInitial"] == "AI helps."
+
+
+def test_a_models_question_edited_by_hand_and_a_sixth_refused(scripted_app, page):
+    scripted_app.backend.script = [ANSWER, REBUTTAL, QUESTIONS]
+    open_debate(page, scripted_app.url)
+    step(page, "debate-start", "✅ done: round 1 · group A answers", TIMEOUT_MS)
+    step(page, "debate-rebut-btn", "✅ done: round 1 · group B rebuts", TIMEOUT_MS)
+    step(page, "debate-fbq-btn", "✅ done: round 1 · fact-based questions", TIMEOUT_MS)
+    options = page.locator("#debate-pick label")
+    expect(options).to_have_text(["Costs hide. Who pays them?", "Jobs go. Which go first?"])
+    expect(options.last.locator("input")).not_to_be_checked()
+    options.last.click()  # the box shows the picked question, to edit
+    own = page.locator("#debate-own-question textarea")
+    expect(own).to_have_value("Jobs go. Which go first?", timeout=TIMEOUT_MS)
+    options.first.click()
+    expect(own).to_have_value("Costs hide. Who pays them?", timeout=TIMEOUT_MS)
+    own.fill("Costs hide in the call centre. Who pays them?")
+    page.locator("#debate-replace-question").click()
+    expect(options).to_have_text(["Costs hide in the call centre. Who pays them?", "Jobs go. Which go first?"],
+                                 timeout=TIMEOUT_MS)
+    expect(options.first.locator("input")).to_be_checked()
+    for n in range(3):
+        own.fill(f"Question {n}?")
+        page.locator("#debate-add-question").click()
+        expect(options).to_have_count(3 + n, timeout=TIMEOUT_MS)
+    own.fill("A sixth?")
+    page.locator("#debate-add-question").click()
+    expect(page.get_by_text("A round holds at most 5 questions")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(options).to_have_count(5)
+    expect(own).to_have_value("A sixth?")  # the user's text stays
 
 
 # -- nothing lost, nothing shared ----------------------------------------------------------------

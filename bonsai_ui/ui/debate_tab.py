@@ -72,7 +72,7 @@ class DebateTab:
     cancel_btn: gr.Button
     message: gr.Markdown
     raw_box: gr.Accordion  # opened when the model wrote no question that could be read
-    own_question: gr.Textbox  # a question written (or edited) by hand
+    own_question: gr.Textbox  # the picked question to edit, or a new one written by hand
     add_btn: gr.Button
     replace_btn: gr.Button
 
@@ -82,7 +82,7 @@ class DebateTab:
     def view_out(self) -> list:
         return [self.round_pick, self.question, self.answer_head, self.answer_reasoning, self.answer,
                 self.rebuttal_head, self.rebuttal_reasoning, self.rebuttal, self.pick, self.raw,
-                self.raw_box, self.depth, self.table, self.stats]
+                self.raw_box, self.own_question, self.depth, self.table, self.stats]
 
     def view(self, debate: Debate, index: int | None = None) -> dict:
         """Every box for round ``index`` (the last by default), the round list and the transcript."""
@@ -91,7 +91,7 @@ class DebateTab:
                     self.answer_head: "", self.answer_reasoning: "", self.answer: "",
                     self.rebuttal_head: "", self.rebuttal_reasoning: "", self.rebuttal: "",
                     self.pick: gr.Radio(choices=[], value=None), self.raw: "", self.raw_box: gr.skip(),
-                    self.depth: "",
+                    self.own_question: "", self.depth: "",
                     self.table: gr.Dataframe(value=[], headers=tr.COLUMNS), self.stats: ""}
         i = len(debate.rounds) - 1 if index is None else max(0, min(index, len(debate.rounds) - 1))
         rnd = debate.rounds[i]
@@ -107,6 +107,8 @@ class DebateTab:
                 # No question could be read: the model's text stays in sight (closing it is the user's).
                 self.raw_box: (gr.Accordion(open=True) if rnd.questions_step.text.strip()
                                and not rnd.questions else gr.skip()),
+                # The picked question, to edit; with none picked, what the user typed stays.
+                self.own_question: rnd.picked_question.text if rnd.picked_question else gr.skip(),
                 self.table: gr.Dataframe(value=tr.rows(debate), headers=tr.COLUMNS),
                 self.stats: rnd.questions_step.stats or rnd.rebuttal.stats or rnd.answer.stats}
 
@@ -226,7 +228,7 @@ class DebateTab:
             rnd.picked = int(choice)
             if i + 1 < len(debate.rounds):
                 debate.mark_after(i, "questions")
-        return {**self.stored(debate, i), self.own_question: rnd.questions[int(choice)].text}
+        return self.stored(debate, i)
 
     def own_question_handler(self, replace: bool):
         """Add the question written by hand (or put it in place of the picked one) and pick it."""
@@ -238,8 +240,7 @@ class DebateTab:
             except DebateError as error:
                 raise gr.Error(str(error)) from None
             done = "replaced" if replace else "added"
-            return {**self.stored(debate, i), self.own_question: "",
-                    self.progress: f"✍ Your question was {done} as question {k + 1} of round {i + 1} "
+            return {**self.stored(debate, i), self.progress: f"✍ Your question was {done} as question {k + 1} of round {i + 1} "
                                    "and picked. / 自分の質問を選びました。"}
         return put
 
@@ -379,11 +380,11 @@ class DebateTab:
         self.run_btn.click(self.run_rounds, [*where, self.rounds_n, *settings], out, **step_run)
         self.stop_btn.click(self.stop, None, None, api_visibility="private", concurrency_limit=None,
                             queue=False)
-        self.pick.input(self.choose, [self.store, self.round_pick, self.pick],
-                        [self.store, *self.view_out, self.own_question], **PRIVATE)
+        self.pick.input(self.choose, [self.store, self.round_pick, self.pick], [self.store, *self.view_out],
+                        **PRIVATE)
         for button, replace in ((self.add_btn, False), (self.replace_btn, True)):
             button.click(self.own_question_handler(replace), [*where, self.own_question, self.pick],
-                         [*out, self.own_question], **PRIVATE)
+                         out, **PRIVATE)
         self.next_btn.click(self.next_round, [*where, self.pick], out, **PRIVATE)
         self.export_btn.click(self.export, self.store, [self.files, self.message], **PRIVATE)
         self.import_btn.upload(self.import_file, [self.import_btn, self.store],
