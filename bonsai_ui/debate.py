@@ -82,8 +82,10 @@ class FactQuestion:
 
 # "PARAGRAPH:" anywhere (the model may repeat it, number it, bold it or forget the space).
 _PARAGRAPH = re.compile(r"(?:\*\*)?\bPARAGRAPH\s*\d*\s*[:：](?:\*\*)?\s*", re.I)
-# A line that opens a list item: "1.", "2)", "(3)", "-", "*", "•", "・", "①", "Q1:".
-_ITEM = re.compile(r"^\s*(?:\(?\d{1,2}[.)．、]|\(\d{1,2}\)|[-*•・●]|[①-⑩]|Q\d{1,2}[:：.])\s*")
+# A line that opens a list item: "1.", "2)", "(3)", "**4.**", "-", "*", "•", "・", "①", "Q1:",
+# "Question 2:".
+_ITEM = re.compile(r"^\s*(?:\*\*)?(?:\(?\d{1,2}[.)．、]|\(\d{1,2}\)|[-*•・●]|[①-⑩]|"
+                   r"(?:Q|Question)\s*\d{1,2}\s*[:：.)])(?:\*\*)?\s*", re.I)
 _LABEL = re.compile(r"\b(?:topic|question|FACT_BASED_QUESTION)\s*[:：]\s*|\*\*", re.I)
 # The end of a sentence: Western punctuation before a space, or Japanese punctuation.
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？]")
@@ -91,19 +93,23 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？]")
 
 def _items(text: str) -> list[str]:
     """The paragraphs of a model's output, however it marked them: at each ``PARAGRAPH:``, at
-    list markers (when there are at least two), else at blank lines."""
+    list markers (when there are at least two), and at blank lines. Without either marker a line
+    that ends in a question mark ends its paragraph too: the template puts topic and question on
+    one line, so a paragraph's question is its last words."""
     marked = bool(_PARAGRAPH.search(text))
     lines = _PARAGRAPH.sub("\n\0", text).split("\n")
     listed = sum(bool(_ITEM.match(line)) for line in lines) >= 2
     items: list[list[str]] = [[]]
     for line in lines:
         starts = _ITEM.match(line) if listed else None
-        if line.startswith("\0") or starts or (not marked and not listed and not line.strip()):
+        if line.startswith("\0") or starts or not line.strip():
             items.append([])
         line = line.lstrip("\0")
         line = line[starts.end():] if starts else line
         if line.strip():
             items[-1].append(line.strip())
+            if not marked and not listed and line.rstrip().endswith(("?", "？")):
+                items.append([])
     # A list marker left alone before a PARAGRAPH: ("1. PARAGRAPH: …") is no paragraph.
     return [" ".join(item) for item in items if any(ch.isalnum() for ch in " ".join(item))]
 
@@ -135,6 +141,14 @@ def parse_fact_questions(text: str) -> list[FactQuestion]:
         if q and q.question.strip("?？ ") and all(q.question != f.question for f in found):
             found.append(q)
     return found[:MAX_QUESTIONS]
+
+
+def hand_question(text: str) -> FactQuestion:
+    """A question the user wrote: topic and question split as in a model's paragraph when it
+    ends in a question mark, else the whole text as the question (a user may ask without one)."""
+    text = re.sub(r"\s+", " ", check_text("question", text)).strip()
+    split = _split_question(text) if text.endswith(("?", "？")) else None
+    return split if split and split.question.strip("?？ ") else FactQuestion("", text)
 
 
 # -- depth: how much a new question repeats the earlier ones -------------------------------------
@@ -257,6 +271,26 @@ class Debate:
         scores = [s for s in (overlap(q.text, earlier) for q in questions) if s is not None]
         rnd.depth = sum(scores) / len(scores) if scores else None
         rnd.picked = pick_automatically(questions, earlier)
+
+    def put_question(self, round_index: int, text: str, replace: int | None = None) -> int:
+        """Add a question the user wrote to the round's questions (or put it in place of question
+        ``replace``) and pick it; return its index. The model may write none that can be read, and
+        a round can always go on. Later rounds were asked another question: stale."""
+        rnd = self.rounds[round_index]
+        question, questions = hand_question(text), list(rnd.questions)
+        if replace is None:
+            if len(questions) >= MAX_QUESTIONS:
+                raise DebateError(f"A round holds at most {MAX_QUESTIONS} questions: pick one and "
+                                  f"replace it instead. / 質問は最大 {MAX_QUESTIONS} 個です。選んで置き換えてください。")
+            questions.append(question)
+        elif 0 <= replace < len(questions):
+            questions[replace] = question
+        else:
+            raise DebateError("Pick the question to replace first. / 置き換える質問を先に選んでください。")
+        self.set_questions(round_index, questions)
+        rnd.picked = len(questions) - 1 if replace is None else replace
+        self.mark_after(round_index, "questions")
+        return rnd.picked
 
     def next_round(self, round_index: int) -> int:
         """Start (or restart, when it exists) the round after ``round_index`` with its picked

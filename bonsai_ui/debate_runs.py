@@ -82,6 +82,8 @@ class DebateRunner:
         debate.mark_after(round_index, kind)
         step.stale = False
         ended = "⏹ stopped" if state.stopped else "✅ done"
+        if kind == "questions" and not rnd.questions and not state.stopped:
+            line = no_question(round_index)
         yield Progress(round_index, kind, state, line or f"{ended}: round {round_index + 1} · {who}",
                        done=True)
 
@@ -116,7 +118,8 @@ class DebateRunner:
         for r in range(rounds):
             for s, kind in enumerate(ROUND_STEPS):
                 step = debate.rounds[i].step(kind)
-                if step.done and not step.stale:
+                by_hand = kind == "questions" and debate.rounds[i].questions  # never overwritten
+                if (step.done or by_hand) and not step.stale:
                     continue
                 line = (f"⏳ round {r + 1} of {rounds} (debate round {i + 1}) · {kind} · step "
                         f"{r * len(ROUND_STEPS) + s + 1} of {total}")
@@ -130,10 +133,16 @@ class DebateRunner:
                     yield Progress(i, kind, None, f"⏹ stopped in round {i + 1} ({kind}) / 停止しました")
                     return
             if not debate.rounds[i].questions:
-                yield Progress(i, "questions", None, f"⚠ round {i + 1}: the model wrote no fact-based "
-                               "question, so the debate cannot go on; see its raw text. / "
-                               "質問が見つかりませんでした。")
+                yield Progress(i, "questions", None, no_question(i))
                 return
             if r + 1 < rounds:
                 i = debate.next_round(i)
         yield Progress(i, "questions", None, f"✅ {rounds} round(s) done / {rounds} ラウンド完了")
+
+
+def no_question(round_index: int) -> str:
+    """The plain message for a model that wrote no question the parser can read."""
+    return (f"⚠ round {round_index + 1}: the model wrote no fact-based question that could be read "
+            "(its raw text is shown below). Write one under “Your question” and press Add, then go "
+            "on. / モデルの出力から質問を読み取れませんでした（出力はそのまま下に表示）。"
+            "「自分の質問」に書いて追加してください。")

@@ -9,7 +9,9 @@ that import splits it back exactly.
 
 JSONL is Alpaca with reasoning, one record per model call, with a ``category`` (``answer``,
 ``rebuttal``, ``question_to_question``) and the fields import needs to rebuild the debate; every
-record has the same keys, so ``datasets.load_dataset("json", …)`` reads it as one table.
+record has the same keys, so ``datasets.load_dataset("json", …)`` reads it as one table. A
+``question_to_question`` record's ``output`` is the model's text as written; its ``questions`` are
+the round's questions, the user's own included (``[]`` in the other records).
 
 Import refuses a bad file whole and names its line (JSONL), or its row and column (CSV, XLSX).
 """
@@ -107,7 +109,8 @@ def records(debate: Debate) -> Iterable[dict]:
                  ("rebuttal", rnd.rebutter, rnd.rebuttal, None, ""),
                  ("question_to_question", rnd.rebutter, rnd.questions_step, None, "")]
         for category, side, step, instruction, input in steps:
-            if not step.done:
+            questions = rnd.questions if category == "question_to_question" else []
+            if not (step.done or questions):  # questions written by hand count as done
                 continue
             if instruction is None:
                 instruction = (rebuttal_instruction(debate, rnd) if category == "rebuttal"
@@ -116,7 +119,8 @@ def records(debate: Debate) -> Iterable[dict]:
                    "output": step.text, "category": category, **common, "side": side,
                    "goal": debate.goals[side], "question": rnd.question,
                    "reasoning_generated": step.reasoning_generated, "stale": step.stale,
-                   "picked": rnd.picked if category == "question_to_question" else None}
+                   "picked": rnd.picked if category == "question_to_question" else None,
+                   "questions": [{"topic": q.topic, "question": q.question} for q in questions]}
 
 
 def to_jsonl(debate: Debate) -> str:
@@ -271,11 +275,25 @@ def _add_record(debate: Debate, record: dict) -> None:
     step.stale = bool(record["stale"])
     if category == "question_to_question":
         debate_index = len(debate.rounds) - 1
-        debate.set_questions(debate_index, parse_fact_questions(record["output"]))
+        debate.set_questions(debate_index, _record_questions(record))
         picked = record["picked"]
         if picked is not None and not (isinstance(picked, int) and 0 <= picked < len(rnd.questions)):
             raise ValueError(f"picked question {picked!r} does not exist")
         rnd.picked = picked
+
+
+def _record_questions(record: dict) -> list[FactQuestion]:
+    """The round's questions as stored (some may be written by hand); a file exported before
+    they were stored has only the model's text, parsed again."""
+    if "questions" not in record:
+        return parse_fact_questions(record["output"])
+    stored = record["questions"]
+    if not (isinstance(stored, list) and len(stored) <= MAX_QUESTIONS and all(
+            isinstance(q, dict) and isinstance(q.get("topic"), str) and isinstance(q.get("question"), str)
+            for q in stored)):
+        raise ValueError(f"'questions' must be a list of at most {MAX_QUESTIONS} objects with a "
+                         "topic and a question")
+    return [FactQuestion(q["topic"], q["question"]) for q in stored]
 
 
 def import_bytes(name: str, data: bytes) -> Debate:

@@ -102,14 +102,15 @@ class LaunchedApp:
     open the page on a full history without running 200 generations first."""
 
     def __init__(self, runner: Runner, default_format: str = "alpaca", stored: dict | None = None,
-                 settings: AppSettings = AppSettings()):
+                 settings: AppSettings = AppSettings(), concurrency: int = 1):
         import gradio as gr
         from bonsai_ui import workbench as wb
         from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs  # gradio: not on the GPU box
 
         status = LoadStatus(ready=True, stage="ready")
         self.runner = runner
-        self.demo = build_ui(runner, status, default_format=default_format, settings=settings)
+        self.demo = build_ui(runner, status, default_format=default_format, settings=settings,
+                             concurrency=concurrency)
         if stored is not None:
             store, = (b for b in self.demo.blocks.values()
                       if isinstance(b, gr.BrowserState) and b.storage_key == wb.HISTORY_KEY)

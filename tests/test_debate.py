@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bonsai_ui.debate import (DEFAULT_GOALS, MAX_TEXT_CHARS, Debate, DebateError, FactQuestion, Round,
-                              Step, check_text, ngrams, overlap, parse_fact_questions, pick_automatically)
+                              Step, check_text, hand_question, ngrams, overlap, parse_fact_questions, pick_automatically)
 from bonsai_ui.prompts import load_format, render_prompt, render_task
 from bonsai_ui import transcript as tr
 
@@ -86,6 +86,19 @@ PARSES = [
      [FQ("", "Same question?")]),
     ("more than five: the first five", "\n".join(f"PARAGRAPH: T{i}. Q{i}?" for i in range(7)),
      [FQ(f"T{i}.", f"Q{i}?") for i in range(5)]),
+    ("a paragraph without PARAGRAPH among marked ones",
+     "PARAGRAPH: Jobs go. Who pays?\n\nData leaks. Who is liable?",
+     [FQ("Jobs go.", "Who pays?"), FQ("Data leaks.", "Who is liable?")]),
+    ("no markers: each line ending in '?' ends a paragraph",
+     "Jobs go. Who pays?\nData leaks. Who is liable?\nA closing remark.",
+     [FQ("Jobs go.", "Who pays?"), FQ("Data leaks.", "Who is liable?")]),
+    ("no markers: a topic line, then its question line",
+     "Jobs go away.\nWho pays for retraining?\n\nData leaks.\nWho is liable?",
+     [FQ("Jobs go away.", "Who pays for retraining?"), FQ("Data leaks.", "Who is liable?")]),
+    ("'Question N:' items", "Question 1: Jobs go. Who pays?\nQuestion 2: Data leaks. Who is liable?",
+     [FQ("Jobs go.", "Who pays?"), FQ("Data leaks.", "Who is liable?")]),
+    ("bold numbers", "**1.** Jobs go. Who pays?\n**2.** Data leaks. Who is liable?",
+     [FQ("Jobs go.", "Who pays?"), FQ("Data leaks.", "Who is liable?")]),
     ("no question at all", "AI is good. AI is bad.", []),
     ("empty", "", []),
     ("only question marks", "PARAGRAPH: ?\nPARAGRAPH: ？？", []),
@@ -211,6 +224,59 @@ def test_set_questions_measures_depth_against_earlier_rounds():
     assert 0.5 < d.rounds[1].depth < 1
 
 
+# -- questions written by hand: a round can always go on ------------------------------------------
+
+HAND = [  # what the user typed -> the question stored
+    ("Who answers the deaf customer?", FQ("", "Who answers the deaf customer?")),
+    ("Chatbots fail the old.  Who answers\n them?", FQ("Chatbots fail the old.", "Who answers them?")),
+    ("Name the costs", FQ("", "Name the costs")),  # no question mark: kept whole
+    ("AIは誰の仕事を奪うのか？", FQ("", "AIは誰の仕事を奪うのか？")),
+    ("  ?  ", FQ("", "?")),
+]
+
+
+@pytest.mark.parametrize("text,expected", HAND)
+def test_a_hand_written_question(text, expected):
+    assert hand_question(text) == expected
+
+
+def test_a_hand_written_question_where_the_model_wrote_none_is_picked_and_the_round_goes_on():
+    d = Debate(rounds=[Round("q", "A", done("a"), done("b"), done("The answer is wrong."))])
+    d.set_questions(0, parse_fact_questions(d.rounds[0].questions_step.text))
+    assert d.rounds[0].questions == [] and d.rounds[0].picked is None
+    assert d.put_question(0, "Who answers the deaf customer?") == 0
+    assert d.rounds[0].depth is not None and d.rounds[0].questions_step.text == "The answer is wrong."
+    d.next_round(0)
+    assert d.rounds[1].question == "Who answers the deaf customer?"
+
+
+def test_replacing_a_question_picks_it_and_marks_the_next_round_stale():
+    d = two_rounds()
+    d.rounds[0].questions.append(FQ("", "Who pays?"))
+    assert d.put_question(0, "Who audits the grader?", replace=0) == 0
+    assert [q.question for q in d.rounds[0].questions] == ["Who audits the grader?", "Who pays?"]
+    assert d.rounds[1].answer.stale and d.rounds[1].rebuttal.stale
+    assert d.rounds[1].answer.text == "Teachers do."  # kept
+
+
+PUT_REFUSED = [
+    ("", None, 0, "is empty"),
+    ("x" * (MAX_TEXT_CHARS + 1), None, 0, "over the limit"),
+    ("Why?", None, 5, "at most 5 questions"),
+    ("Why?", 3, 2, "Pick the question to replace first"),
+    ("Why?", -1, 2, "Pick the question to replace first"),
+]
+
+
+@pytest.mark.parametrize("text,replace,have,message", PUT_REFUSED)
+def test_a_hand_written_question_is_refused_with_a_reason(text, replace, have, message):
+    d = Debate(rounds=[Round("q", "A", done("a"), done("b"))])
+    d.rounds[0].questions = [FQ("", f"Q{i}?") for i in range(have)]
+    with pytest.raises(DebateError, match=message):
+        d.put_question(0, text, replace)
+    assert [q.question for q in d.rounds[0].questions] == [f"Q{i}?" for i in range(have)]
+
+
 CHECKS = [("", "is empty"), ("   \n", "is empty"), ("x" * (MAX_TEXT_CHARS + 1), f"{MAX_TEXT_CHARS + 1:,} characters")]
 
 
@@ -260,6 +326,11 @@ def test_rows_have_the_seeds_columns_first():
     assert (first["AReasoningGenerated"], first["FBAReasoningSent"]) == ("r1", "r2")
 
 
+ROUND_TRIPS = pytest.mark.parametrize("export,imp", [
+    (tr.to_csv, tr.from_csv), (tr.to_xlsx, tr.from_xlsx), (tr.to_jsonl, tr.from_jsonl)],
+    ids=["csv", "xlsx", "jsonl"])
+
+
 def edited() -> Debate:
     """A debate whose rebuttal reasoning was edited, with a stale step and Japanese text."""
     d = two_rounds()
@@ -269,9 +340,7 @@ def edited() -> Debate:
     return d
 
 
-@pytest.mark.parametrize("export,imp", [
-    (tr.to_csv, tr.from_csv), (tr.to_xlsx, tr.from_xlsx), (tr.to_jsonl, tr.from_jsonl)],
-    ids=["csv", "xlsx", "jsonl"])
+@ROUND_TRIPS
 def test_export_then_import_restores_the_debate(export, imp):
     d = edited()
     back = imp(export(d))
@@ -298,10 +367,51 @@ def test_the_jsonl_loads_with_datasets(tmp_path):
     assert "CONTEXT```" in ds[2]["instruction"] and "Yes, it is fair." in ds[2]["instruction"]
 
 
+def hand_written() -> Debate:
+    """Round 1: the model wrote no question that could be read, the user wrote one."""
+    d = Debate(goals={"A": "for AI", "B": "against AI"},
+               rounds=[Round("q", "A", done("a", "r"), done("b", "s"), done("The answer is wrong."))])
+    d.put_question(0, "Chatbots fail the old. Who answers them?")
+    d.next_round(0)
+    d.rounds[1].answer = done("Staff do.", "r2")
+    return d
+
+
+@ROUND_TRIPS
+def test_questions_written_by_hand_survive_export_and_import(export, imp):
+    d = hand_written()
+    back = imp(export(d))
+    assert back.rounds[0].questions == [FQ("Chatbots fail the old.", "Who answers them?")]
+    assert back.rounds[0].picked == 0 and back.rounds[0].questions_step.text == "The answer is wrong."
+    assert tr.rows(back) == tr.rows(d)
+
+
+def test_the_jsonl_holds_the_questions_and_the_models_text_apart():
+    records = [json.loads(line) for line in tr.to_jsonl(hand_written()).splitlines()]
+    fbq = next(r for r in records if r["category"] == "question_to_question")
+    assert fbq["output"] == "The answer is wrong."
+    assert fbq["questions"] == [{"topic": "Chatbots fail the old.", "question": "Who answers them?"}]
+    assert all(r["questions"] == [] for r in records if r is not fbq)
+
+
+def test_a_jsonl_exported_before_questions_were_stored_parses_the_output():
+    lines = [json.loads(line) for line in tr.to_jsonl(two_rounds()).splitlines()]
+    for record in lines:
+        del record["questions"]
+    back = tr.from_jsonl("\n".join(json.dumps(r) for r in lines))
+    assert back.rounds[0].questions == [FQ("T.", "Who checks it?")]
+
+
+# An answer record, then a questions record whose model wrote none ("questions": []).
+ANSWER_RECORD, QUESTIONS_RECORD = (line.encode() + b"\n" for line in tr.to_jsonl(
+    Debate(rounds=[Round("q", "A", done("a"), Step(), done("no question here"))])).splitlines())
+
 BAD_FILES = [
     ("x.jsonl", b'{"category": "answer"}\nnot json\n', "line 1: not a debate record"),
     ("x.jsonl", b"\n\n{oops\n", "line 3: not valid JSON"),
     ("x.jsonl", b"", "no debate records"),
+    ("x.jsonl", ANSWER_RECORD + QUESTIONS_RECORD.replace(b'"questions": []', b'"questions": "Why?"'),
+     "line 2: 'questions' must be a list"),
     ("x.csv", b"Step,Goal\n1,x\n", "missing columns"),
     ("x.xlsx", b"not a zip", "not an XLSX workbook"),
     ("x.txt", b"hello", "unknown file type .txt"),

@@ -1,10 +1,16 @@
 """The debate's endpoints through gradio_client, on the embedded model: /fact_questions, /rebut."""
 
+import threading
+from dataclasses import dataclass, field
+
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from bonsai_ui.debate import MAX_TEXT_CHARS, parse_fact_questions
+from bonsai_ui.engine import Engine
+from bonsai_ui.runs import Runner
+from conftest import LaunchedApp, ScriptedBackend
 
 ANSWER = ("AI should answer customer calls: it never sleeps, it costs less than a call centre, and "
           "customers get an answer at once.")
@@ -50,3 +56,52 @@ def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(client, endpoi
         client.predict(**args, api_name=endpoint)
     _, rebuttal = client.predict(QUESTION, ANSWER, max_new_tokens=8, api_name="/rebut")
     assert rebuttal is not None
+
+
+# -- the debate's runs share the editor's queue group and limit ----------------------------------
+
+@dataclass
+class CountingBackend(ScriptedBackend):
+    """The scripted stand-in as a served engine taking ``parallel`` runs (the engine's semaphore),
+    counting the streams that run at once."""
+
+    parallel: int = 2
+    active: int = 0
+    most: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stream(self, prompt, settings, cancel, session=""):
+        inner = super().stream(prompt, settings, cancel, session)
+
+        def counted():
+            with self.lock:
+                self.active += 1
+                self.most = max(self.most, self.active)
+            try:
+                yield from inner
+            finally:
+                with self.lock:
+                    self.active -= 1
+        return counted()
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_debate_runs_follow_the_editors_concurrency(concurrency):
+    """With a served engine (--parallel 2) a /rebut runs beside a /generate; in-process (1) they take
+    turns. Gradio gives a queue group the lowest limit any of its events names, so every model
+    event, the debate's private steps included, must name the editor's."""
+    backend = CountingBackend(pieces=["word "] * 30, delay=0.03)  # ~1 s a phase
+    app = LaunchedApp(Runner(Engine(backend)), concurrency=concurrency)
+    try:
+        group = [fn for fn in app.demo.fns.values() if fn.concurrency_id == "model"]
+        names = {getattr(fn.fn, "__name__", "") for fn in group}
+        assert {"generate", "rebut", "fact_questions", "run", "run_rounds"} <= names
+        assert {fn.concurrency_limit for fn in group} == {concurrency}
+        jobs = [Client(app.url, verbose=False).submit(QUESTION, ANSWER, max_new_tokens=30, api_name="/rebut"),
+                Client(app.url, verbose=False).submit(QUESTION, "", "vanilla", "alpaca", "", 30, 0.0, 0.95,
+                                                      50, 1.1, 0, api_name="/generate")]
+        for job in jobs:
+            job.result(timeout=60)
+        assert backend.most == concurrency
+    finally:
+        app.close()

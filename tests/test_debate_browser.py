@@ -1,6 +1,7 @@
 """The Debate tab in headless Chromium, on the embedded model: a round with an edited rebuttal,
 "Run 2 rounds" with Stop in the middle, the XLSX export against the page, and a debate that
-survives a reload but stays in its own browser. Stale marks use the scripted stand-in (exact text).
+survives a reload and a server restart but stays in its own browser. Stale marks use the scripted
+stand-in (exact text).
 
 The README's screenshot of a debate round is written only with ``BONSAI_SCREENSHOTS=1``:
 
@@ -21,9 +22,11 @@ from bonsai_ui.transcript import COLUMNS  # noqa: E402
 from conftest import IMAGES, SCREENSHOTS, VIEWPORT  # noqa: E402
 
 TIMEOUT_MS = 10_000
-REAL_MODEL_TIMEOUT_MS = 120_000  # SmolLM2-135M on 2 busy CPU cores, two phases of a step
+REAL_MODEL_TIMEOUT_MS = 300_000  # SmolLM2-135M on 2 CPU cores shared with a benchmark at normal priority, two phases of a step
 EDITED = ("The answer forgets the customers who cannot use a chatbot: the old, the angry, the deaf. "
           "Who answers them when the AI fails?")
+OWN = "Who answers the customers a chatbot cannot help?"
+OWN_EDITED = "Chatbots fail the old and the deaf. Who answers the customers a chatbot cannot help?"
 
 
 @pytest.fixture
@@ -57,8 +60,9 @@ RECORD = """() => { if (window.__progress) return;
         .observe(el, {subtree: true, childList: true, characterData: true}); }"""
 
 
-def step(page: Page, button: str, done: str, timeout: float = REAL_MODEL_TIMEOUT_MS) -> None:
-    """Click a step's button; wait until the progress line has said it runs (⏳), then ``done``.
+def step(page: Page, button: str, done: str | list[str], timeout: float = REAL_MODEL_TIMEOUT_MS) -> None:
+    """Click a step's button; wait until the progress line has said it runs (⏳), then ``done``
+    (or one of several endings).
 
     Every value the line takes is recorded: a scripted step may pass ⏳ between two polls."""
     page.evaluate(RECORD)
@@ -67,7 +71,7 @@ def step(page: Page, button: str, done: str, timeout: float = REAL_MODEL_TIMEOUT
     page.wait_for_function(
         """([seen, done]) => { const seq = window.__progress.slice(seen);
              const i = seq.findIndex(t => t.includes('⏳'));
-             return i >= 0 && seq.slice(i).some(t => t.includes(done)); }""",
+             return i >= 0 && seq.slice(i).some(t => [].concat(done).some(d => t.includes(d))); }""",
         arg=[seen, done], timeout=timeout)
 
 
@@ -92,11 +96,13 @@ def normal(value) -> str:
 
 # -- a round on the embedded model ----------------------------------------------------------------
 
-@pytest.mark.xfail(reason="the embedded 135M model writes no fact-based question in the FBQ layout, so "
-                   "the round stops at 'no question' (issue 9 stays open for it)", strict=False)
 def test_a_round_on_the_embedded_model(real_app, page, tmp_path):
-    """Answer → rebuttal → edit its reasoning → regenerate → questions → pick → next round, then
-    the XLSX export holds what the page shows."""
+    """Answer → rebuttal → edit its reasoning → regenerate → questions → a question by hand,
+    added then edited → next round, then the XLSX export holds what the page shows.
+
+    At the page's settings (greedy) the embedded model writes no question that can be read
+    (tests/data/fbq_outputs/support_round_greedy_alpaca.txt): the page says so and keeps its text,
+    and the user's own question carries the round on, as it does after questions that parse."""
     open_debate(page, real_app.url, max_new_tokens=64)
     step(page, "debate-start", "✅ done: round 1 · group A answers")
     assert markdown(page, "debate-answer") and box(page, "debate-answer-reasoning").input_value()
@@ -116,13 +122,34 @@ def test_a_round_on_the_embedded_model(real_app, page, tmp_path):
     page.get_by_role("tab", name="Editor ✎").click()
     set_max_new_tokens(page, 320)  # five paragraphs
     page.get_by_role("tab", name="Debate ⚖").click()
-    step(page, "debate-fbq-btn", "✅ done: round 1 · fact-based questions")
+    step(page, "debate-fbq-btn", ["✅ done: round 1 · fact-based questions", "wrote no fact-based question"])
     options = page.locator("#debate-pick label")
-    expect(options.first).to_be_visible()
-    expect(page.locator("#debate-depth")).to_contain_text("| 1 | A → B |")
+    parsed = options.count()
+    raw = box(page, "debate-raw").input_value()
+    assert raw.strip()
+    if parsed == 0:  # what the embedded model writes at the page's settings (greedy): no "?" at all
+        expect(progress(page)).to_contain_text("Write one under “Your question” and press Add")
+        expect(box(page, "debate-raw")).to_be_visible()  # the model's text, opened, kept
+    depth_row = page.locator("#debate-depth tbody tr")  # round, answer → rebuttal, questions, overlap
+    expect(depth_row).to_have_count(1)
+    expect(depth_row.locator("td")).to_have_text(["1", "A → B", str(parsed),
+                                                  "—" if not parsed else re.compile(r"\d+%")])
+
+    # A question by hand, whatever the model wrote: added and picked; then edited in place.
+    page.locator("#debate-own-question textarea").fill(OWN)
+    page.locator("#debate-add-question").click()
+    expect(options).to_have_count(parsed + 1, timeout=TIMEOUT_MS)
+    expect(options.last).to_have_text(OWN)
+    expect(options.last.locator("input")).to_be_checked()
+    expect(progress(page)).to_contain_text(f"added as question {parsed + 1} of round 1")
+    expect(depth_row.locator("td")).to_have_text(["1", "A → B", str(parsed + 1), re.compile(r"\d+%")])
+    expect(page.locator("#debate-own-question textarea")).to_have_value(OWN)  # picked: to edit
+    page.locator("#debate-own-question textarea").fill(OWN_EDITED)
+    page.locator("#debate-replace-question").click()
+    expect(options.last).to_have_text(OWN_EDITED, timeout=TIMEOUT_MS)
+    expect(options).to_have_count(parsed + 1)
     if SCREENSHOTS:
         page.locator("#tab-debate").screenshot(path=str(IMAGES / "debate.png"))
-    options.last.click()
     picked = options.last.inner_text().strip()
     page.locator("#debate-next").click()
     expect(page.locator("#debate-question textarea")).to_have_value(picked, timeout=TIMEOUT_MS)
@@ -133,6 +160,8 @@ def test_a_round_on_the_embedded_model(real_app, page, tmp_path):
     assert len(shown) == 2 and shown[0][5] == normal(rebuttal)
     row = dict(zip(COLUMNS, shown[0]))
     assert row["FBAReasoningSent"] == normal(EDITED) and row["FBAReasoningGenerated"] != row["FBAReasoningSent"]
+    assert row[f"Q{parsed + 1}"] == normal(OWN_EDITED) and row["Picked"] == str(parsed + 1)
+    assert row["QRaw"] == normal(raw)  # the model's text, as written
 
     page.locator("#debate-export").click()
     expect(page.locator("#debate-message")).to_contain_text("Exported 2 round(s)", timeout=TIMEOUT_MS)
@@ -199,15 +228,52 @@ def test_re_running_a_step_marks_the_later_ones_stale(scripted_app, page):
     assert dict(zip(COLUMNS, rows[1]))["AInitial"] == "AI helps."
 
 
+def test_a_models_question_edited_by_hand_and_a_sixth_refused(scripted_app, page):
+    scripted_app.backend.script = [ANSWER, REBUTTAL, QUESTIONS]
+    open_debate(page, scripted_app.url)
+    step(page, "debate-start", "✅ done: round 1 · group A answers", TIMEOUT_MS)
+    step(page, "debate-rebut-btn", "✅ done: round 1 · group B rebuts", TIMEOUT_MS)
+    step(page, "debate-fbq-btn", "✅ done: round 1 · fact-based questions", TIMEOUT_MS)
+    options = page.locator("#debate-pick label")
+    expect(options).to_have_text(["Costs hide. Who pays them?", "Jobs go. Which go first?"])
+    expect(options.last.locator("input")).not_to_be_checked()
+    options.last.click()  # the box shows the picked question, to edit
+    own = page.locator("#debate-own-question textarea")
+    expect(own).to_have_value("Jobs go. Which go first?", timeout=TIMEOUT_MS)
+    options.first.click()
+    expect(own).to_have_value("Costs hide. Who pays them?", timeout=TIMEOUT_MS)
+    own.fill("Costs hide in the call centre. Who pays them?")
+    page.locator("#debate-replace-question").click()
+    expect(options).to_have_text(["Costs hide in the call centre. Who pays them?", "Jobs go. Which go first?"],
+                                 timeout=TIMEOUT_MS)
+    expect(options.first.locator("input")).to_be_checked()
+    for n in range(3):
+        own.fill(f"Question {n}?")
+        page.locator("#debate-add-question").click()
+        expect(options).to_have_count(3 + n, timeout=TIMEOUT_MS)
+    own.fill("A sixth?")
+    page.locator("#debate-add-question").click()
+    expect(page.get_by_text("A round holds at most 5 questions")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(options).to_have_count(5)
+    expect(own).to_have_value("A sixth?")  # the user's text stays
+
+
 # -- nothing lost, nothing shared ----------------------------------------------------------------
 
-def test_the_debate_survives_a_reload_and_stays_in_its_browser(scripted_app, browser):
-    scripted_app.backend.script = [["Kept here.", "\n### Response:\n", "In this browser."]]
+def test_the_debate_survives_a_reload_and_a_restart_and_stays_in_its_browser(browser):
+    from bonsai_ui.engine import Engine
+    from bonsai_ui.runs import Runner
+    from conftest import ScriptedBackend, free_port
+    from test_workbench_browser import App
+
+    port = free_port()  # local storage is kept per address: the restart comes back at this one
+    backend = ScriptedBackend(script=[["Kept here.", "\n### Response:\n", "In this browser."]])
+    app = App(Runner(Engine(backend)), port)
     context = browser.new_context(viewport=VIEWPORT)
     other = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
-        open_debate(page, scripted_app.url)
+        open_debate(page, app.url)
         page.locator("#debate-start").click()
         expect(progress(page)).to_contain_text("✅ done: round 1", timeout=TIMEOUT_MS)
         page.reload()
@@ -216,14 +282,22 @@ def test_the_debate_survives_a_reload_and_stays_in_its_browser(scripted_app, bro
                                                                                   timeout=TIMEOUT_MS)
         assert len(transcript(page)) == 1
 
+        app.close()  # a server restart
+        app = App(Runner(Engine(ScriptedBackend())), port)
+        open_debate(page, app.url)
+        expect(page.locator("#debate-answer [data-testid=markdown]")).to_have_text("In this browser.",
+                                                                                  timeout=TIMEOUT_MS)
+        assert len(transcript(page)) == 1
+
         stranger = other.new_page()
-        open_debate(stranger, scripted_app.url)
+        open_debate(stranger, app.url)
         expect(stranger.locator("#debate-transcript")).to_be_visible()
         stranger.wait_for_timeout(1000)  # the stored debate would have loaded by now
         assert transcript(stranger) == [] and not markdown(stranger, "debate-answer")
     finally:
         context.close()
         other.close()
+        app.close()
 
 
 def test_a_bad_import_names_the_line_and_a_good_one_restores(scripted_app, page, tmp_path):

@@ -105,6 +105,29 @@ def test_run_rounds_skips_done_steps_and_stops_where_no_question_was_written():
     assert d.rounds[0].questions_step.text == "No questions, sorry." and len(d.rounds) == 1
 
 
+@pytest.mark.parametrize("raw", [["No questions, sorry."], []], ids=["unreadable", "nothing"])
+def test_a_question_written_by_hand_lets_run_rounds_go_on(raw):
+    """The model wrote no question (or no text at all); the user writes one, and the rounds go on
+    from it: the questions step is not run again over the user's question."""
+    runs, backend = runner_with(ANSWER, REBUTTAL, raw, ANSWER, REBUTTAL, QUESTIONS)
+    d = new_debate()
+    progress = list(runs.run_rounds(d, 0, 2, S, "s"))
+    assert "Write one under “Your question”" in progress[-1].line and not d.rounds[0].questions
+    assert d.rounds[0].questions_step.text == "".join(raw)  # the model's text, kept
+    d.put_question(0, "Who answers the deaf customer?")
+    progress = list(runs.run_rounds(d, 0, 2, S, "s"))
+    assert progress[-1].line.startswith("✅ 2 round(s) done") and len(backend.prompts) == 6
+    assert d.rounds[1].question == "Who answers the deaf customer?" and d.rounds[1].answerer == "B"
+    assert [q.question for q in d.rounds[0].questions] == ["Who answers the deaf customer?"]
+
+
+def test_the_questions_step_says_so_when_the_model_wrote_none():
+    runs, _ = runner_with(["The answer is wrong."])
+    d = new_debate()
+    d.rounds[0].answer.text = "Given."
+    assert "wrote no fact-based question that could be read" in run(runs, d, "questions")[-1].line
+
+
 def test_stop_ends_run_rounds_at_once_and_keeps_the_partial_text():
     pieces = [f"w{i} " for i in range(200)]
     runs, backend = runner_with(ANSWER, pieces, delay=0.01)

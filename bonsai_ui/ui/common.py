@@ -14,8 +14,8 @@ from ..settings import GenerationSettings, SettingsError
 
 # UI plumbing: kept out of the API, never queued behind the model, no spinner.
 PRIVATE = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
-# Every model run shares one queue slot: one run at a time on the one model.
-MODEL_RUN = dict(concurrency_id="model", concurrency_limit=1)
+# Every model run, on any tab, is in one queue group; Editor.model_run sets its one limit.
+MODEL_RUN = dict(concurrency_id="model")
 
 
 @dataclass

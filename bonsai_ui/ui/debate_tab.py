@@ -23,10 +23,7 @@ from ..prompts import load_format
 from ..runs import Runner, UserError
 from ..settings import GENERATION_BOUNDS
 from ..uploads import UploadRefused, check_zip, read_upload
-from .common import MODEL_RUN, PRIVATE, checked_settings, confirming, import_refused
-
-# A step's own progress line and streamed text show that it runs: no spinner over them.
-STEP_RUN = dict(api_visibility="private", show_progress="hidden", **MODEL_RUN)
+from .common import PRIVATE, checked_settings, confirming, import_refused
 from .editor import Editor
 from .texts import t
 
@@ -74,6 +71,10 @@ class DebateTab:
     really_btn: gr.Button
     cancel_btn: gr.Button
     message: gr.Markdown
+    raw_box: gr.Accordion  # opened when the model wrote no question that could be read
+    own_question: gr.Textbox  # the picked question to edit, or a new one written by hand
+    add_btn: gr.Button
+    replace_btn: gr.Button
 
     # -- drawing -------------------------------------------------------------------------------
 
@@ -81,7 +82,7 @@ class DebateTab:
     def view_out(self) -> list:
         return [self.round_pick, self.question, self.answer_head, self.answer_reasoning, self.answer,
                 self.rebuttal_head, self.rebuttal_reasoning, self.rebuttal, self.pick, self.raw,
-                self.depth, self.table, self.stats]
+                self.raw_box, self.own_question, self.depth, self.table, self.stats]
 
     def view(self, debate: Debate, index: int | None = None) -> dict:
         """Every box for round ``index`` (the last by default), the round list and the transcript."""
@@ -89,7 +90,8 @@ class DebateTab:
             return {self.round_pick: gr.Dropdown(choices=[], value=None), self.question: gr.skip(),
                     self.answer_head: "", self.answer_reasoning: "", self.answer: "",
                     self.rebuttal_head: "", self.rebuttal_reasoning: "", self.rebuttal: "",
-                    self.pick: gr.Radio(choices=[], value=None), self.raw: "", self.depth: "",
+                    self.pick: gr.Radio(choices=[], value=None), self.raw: "", self.raw_box: gr.skip(),
+                    self.own_question: "", self.depth: "",
                     self.table: gr.Dataframe(value=[], headers=tr.COLUMNS), self.stats: ""}
         i = len(debate.rounds) - 1 if index is None else max(0, min(index, len(debate.rounds) - 1))
         rnd = debate.rounds[i]
@@ -102,6 +104,11 @@ class DebateTab:
                 self.pick: gr.Radio(choices=[(q.text, k) for k, q in enumerate(rnd.questions)],
                                     value=rnd.picked),
                 self.raw: rnd.questions_step.text, self.depth: depth_markdown(debate),
+                # No question could be read: the model's text stays in sight (closing it is the user's).
+                self.raw_box: (gr.Accordion(open=True) if rnd.questions_step.text.strip()
+                               and not rnd.questions else gr.skip()),
+                # The picked question, to edit; with none picked, what the user typed stays.
+                self.own_question: rnd.picked_question.text if rnd.picked_question else gr.skip(),
                 self.table: gr.Dataframe(value=tr.rows(debate), headers=tr.COLUMNS),
                 self.stats: rnd.questions_step.stats or rnd.rebuttal.stats or rnd.answer.stats}
 
@@ -215,11 +222,27 @@ class DebateTab:
             return {}
         i = int(index)
         rnd = debate.rounds[i]
+        if not 0 <= int(choice) < len(rnd.questions):
+            return {}
         if rnd.picked != int(choice):
             rnd.picked = int(choice)
             if i + 1 < len(debate.rounds):
                 debate.mark_after(i, "questions")
         return self.stored(debate, i)
+
+    def own_question_handler(self, replace: bool):
+        """Add the question written by hand (or put it in place of the picked one) and pick it."""
+        def put(data, index, question, goal_a, goal_b, text, choice):
+            debate, i = self._debate(data, index, question, goal_a, goal_b)
+            try:
+                k = debate.put_question(i, text, None if not replace else
+                                        -1 if choice is None else int(choice))
+            except DebateError as error:
+                raise gr.Error(str(error)) from None
+            done = "replaced" if replace else "added"
+            return {**self.stored(debate, i), self.progress: f"✍ Your question was {done} as question {k + 1} of round {i + 1} "
+                                   "and picked. / 自分の質問を選びました。"}
+        return put
 
     def next_round(self, data, index, question, goal_a, goal_b, choice):
         """The round after this one, on the question picked on the page (read from the page: a
@@ -332,6 +355,9 @@ class DebateTab:
 
     def wire(self) -> None:
         e = self.editor
+        # The editor's queue group and limit (1 in-process, --parallel served); a step's own
+        # progress line and streamed text show that it runs: no spinner over them.
+        step_run = dict(api_visibility="private", show_progress="hidden", **e.model_run)
         where = [self.store, self.round_pick, self.question, self.goal_a, self.goal_b]
         settings = e.settings
         out = [self.store, *self.view_out, self.progress]
@@ -342,7 +368,7 @@ class DebateTab:
                                           self.language, e.prompt_format],
                              [self.store, *self.view_out, self.message], **PRIVATE
                              ).success(self.step_handler("answer", False),
-                                       [*where, self.answer_reasoning, *settings], out, **STEP_RUN)
+                                       [*where, self.answer_reasoning, *settings], out, **step_run)
         buttons = [(self.answer_btn, "answer", False, self.answer_reasoning),
                    (self.regenerate_answer_btn, "answer", True, self.answer_reasoning),
                    (self.rebut_btn, "rebuttal", False, self.rebuttal_reasoning),
@@ -350,12 +376,15 @@ class DebateTab:
                    (self.fbq_btn, "questions", False, self.raw)]
         for button, kind, from_reasoning, reasoning in buttons:
             button.click(self.step_handler(kind, from_reasoning), [*where, reasoning, *settings], out,
-                         **STEP_RUN)
-        self.run_btn.click(self.run_rounds, [*where, self.rounds_n, *settings], out, **STEP_RUN)
+                         **step_run)
+        self.run_btn.click(self.run_rounds, [*where, self.rounds_n, *settings], out, **step_run)
         self.stop_btn.click(self.stop, None, None, api_visibility="private", concurrency_limit=None,
                             queue=False)
         self.pick.input(self.choose, [self.store, self.round_pick, self.pick], [self.store, *self.view_out],
                         **PRIVATE)
+        for button, replace in ((self.add_btn, False), (self.replace_btn, True)):
+            button.click(self.own_question_handler(replace), [*where, self.own_question, self.pick],
+                         out, **PRIVATE)
         self.next_btn.click(self.next_round, [*where, self.pick], out, **PRIVATE)
         self.export_btn.click(self.export, self.store, [self.files, self.message], **PRIVATE)
         self.import_btn.upload(self.import_file, [self.import_btn, self.store],
@@ -365,8 +394,8 @@ class DebateTab:
         self.clear_btn.click(self.ask_clear, self.store, confirm, **PRIVATE)
         self.cancel_btn.click(lambda: confirming(False), None, confirm, **PRIVATE)
         self.really_btn.click(self.clear, None, [*out, *confirm], **PRIVATE)
-        gr.api(self.fact_questions, api_name="fact_questions", **MODEL_RUN)
-        gr.api(self.rebut, api_name="rebut", **MODEL_RUN)
+        gr.api(self.fact_questions, api_name="fact_questions", **e.model_run)
+        gr.api(self.rebut, api_name="rebut", **e.model_run)
 
     def load_after(self, event_trigger) -> None:
         """Read the stored debate when the page loads (``event_trigger``: demo.load)."""
@@ -449,7 +478,14 @@ def build_debate(editor: Editor, runner: Runner, store: gr.BrowserState, max_upl
         with gr.Column(scale=3):
             fbq_btn = gr.Button(t("fbq_btn"), elem_id="debate-fbq-btn")
             pick = gr.Radio([], label=t("pick"), elem_id="debate-pick")
-            with gr.Accordion(t("raw_questions"), open=False, elem_id="debate-raw-accordion"):
+            with gr.Row(equal_height=False):
+                own_question = gr.Textbox(label=t("own_question"), lines=2, scale=4,
+                                          elem_id="debate-own-question")
+                with gr.Column(scale=1, min_width=180):
+                    add_btn = gr.Button(t("add_question"), size="sm", elem_id="debate-add-question")
+                    replace_btn = gr.Button(t("replace_question"), size="sm",
+                                            elem_id="debate-replace-question")
+            with gr.Accordion(t("raw_questions"), open=False, elem_id="debate-raw-accordion") as raw_box:
                 raw = gr.Textbox(label=t("raw_questions"), lines=8, interactive=False,
                                  elem_id="debate-raw", elem_classes="mono")
         with gr.Column(scale=2):
@@ -477,6 +513,7 @@ def build_debate(editor: Editor, runner: Runner, store: gr.BrowserState, max_upl
                     question, start_btn, answer_head, answer_reasoning, answer_btn, regenerate_answer_btn,
                     answer, rebuttal_head, rebuttal_reasoning, rebut_btn, regenerate_rebuttal_btn,
                     rebuttal, fbq_btn, pick, raw, depth, next_btn, rounds_n, run_btn, stop_btn, stats,
-                    table, export_btn, import_btn, files, clear_btn, really_btn, cancel_btn, message)
+                    table, export_btn, import_btn, files, clear_btn, really_btn, cancel_btn, message,
+                    raw_box, own_question, add_btn, replace_btn)
     tab.wire()
     return tab

@@ -42,6 +42,13 @@ class Editor:
     concurrency: int = 1  # runs streaming at once: 1 in-process, --parallel with a served engine
     regenerate_run: object = None  # Regenerate's function as wired (on ZeroGPU: borrowing the GPU)
 
+    @property
+    def model_run(self) -> dict:
+        """The queue arguments of every event that runs the model, on any tab: one concurrency
+        group, ``concurrency`` runs at once. Gradio gives a group the lowest limit any of its
+        events names, so one event left at 1 would serialise a served engine's --parallel."""
+        return dict(MODEL_RUN, concurrency_limit=self.concurrency)
+
     # -- runs ------------------------------------------------------------------------------------
 
     def generate(self, question: str, input: str, mode: str, prompt_format: str, reasoning: str,
@@ -117,7 +124,7 @@ class Editor:
             zerogpu.gpu(f) for f in (self.generate, self.regenerate, self.continue_reasoning))
         self.regenerate_run = regenerate
         texts = [self.question, self.input]
-        model_run = dict(MODEL_RUN, concurrency_limit=self.concurrency)
+        model_run = self.model_run
         self.runs = [
             self.generate_btn.click(
                 generate, [*texts, self.mode, self.prompt_format, self.reasoning, *self.settings],

@@ -88,11 +88,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "debate_help": ("Two groups debate. Each round one side **answers** the question, the other side "
                     "**rebuts** it with reasoning you can edit (edit it, then regenerate the rebuttal "
                     "from it), then the seed's template asks five **fact-based questions** of answer "
-                    "and rebuttal; pick one and the next round swaps the sides. Generation settings "
+                    "and rebuttal; pick one (or write your own) and the next round swaps the sides. Generation settings "
                     "are the editor's.",
                     "2つのグループが討論します。各ラウンドで一方が質問に**回答**し、もう一方が編集できる推論"
                     "で**反論**します（推論を編集して反論を再生成できます）。次に元記事のテンプレートで回答と"
-                    "反論から**事実に基づく質問**を5つ作り、1つ選ぶと次のラウンドで立場が入れ替わります。"
+                    "反論から**事実に基づく質問**を5つ作り、1つ選ぶ（または自分で書く）と次のラウンドで立場が入れ替わります。"
                     "生成設定はエディタと共通です。"),
     "goal_a": ("Goal of group A (what it believes)", "グループAの目標（信念）"),
     "goal_b": ("Goal of group B (what it believes)", "グループBの目標（信念）"),
@@ -110,6 +110,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "fbq_btn": ("Fact-based questions ▶", "事実に基づく質問 ▶"),
     "pick": ("Pick the next round's question", "次のラウンドの質問を選ぶ"),
     "raw_questions": ("The model's raw text", "モデルの出力（そのまま）"),
+    "own_question": ("Your question: the picked one, to edit and replace, or a new one to add",
+                     "自分の質問: 選んだ質問を編集して置き換え、または新しい質問を書いて追加"),
+    "add_question": ("Add as a question ＋", "質問として追加 ＋"),
+    "replace_question": ("Replace the picked one ✎", "選んだ質問を置き換え ✎"),
     "next_round": ("Next round ⇢", "次のラウンド ⇢"),
     "rounds_n": ("Rounds", "ラウンド数"),
     "run_rounds": ("Run N rounds ▶▶", "Nラウンド実行 ▶▶"),
