@@ -185,6 +185,11 @@ APP_OPTIONS: dict[str, Option] = {
                       "a flag shows in the process list)", secret=True),
     "served_model": Option("--served-model", "BONSAI_SERVED_MODEL", "",
                            "--backend openai: the engine's model name; empty = the one it serves"),
+    "tokenizer": Option("--tokenizer", "BONSAI_TOKENIZER", "",
+                        "--backend openai: the served model's tokenizer, to count prompt tokens "
+                        "here when the engine has no tokenize endpoint: 'embedded', a .gguf file "
+                        "or a Hugging Face tokenizer folder/id; empty = such counts are estimates "
+                        "(the stats say which)"),
     # 8: a GPU engine batches dozens of sequences at once, but each run streams to a browser
     # through a Gradio worker thread (40 in all), and 8 leaves room for the page's other events.
     "parallel": Option("--parallel", "BONSAI_PARALLEL", 8,
@@ -229,6 +234,7 @@ class AppSettings:
     endpoint: str = ""
     api_key: str = ""
     served_model: str = ""
+    tokenizer: str = ""
     parallel: int = 8
     queue_size: int = 64
     request_timeout: float = 120.0
