@@ -41,6 +41,12 @@ class Editor:
     runs: list = field(default_factory=list)  # the events of Generate, Regenerate and Continue
     concurrency: int = 1  # runs streaming at once: 1 in-process, --parallel with a served engine
     regenerate_run: object = None  # Regenerate's function as wired (on ZeroGPU: borrowing the GPU)
+    guard: object = None  # common.queue_guard: refuses a run, with our message, when the queue is full
+
+    @property
+    def model_run(self) -> dict:
+        """Event options of every model run started from the editor's inputs."""
+        return dict(MODEL_RUN, concurrency_limit=self.concurrency, validator=self.guard)
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -117,7 +123,7 @@ class Editor:
             zerogpu.gpu(f) for f in (self.generate, self.regenerate, self.continue_reasoning))
         self.regenerate_run = regenerate
         texts = [self.question, self.input]
-        model_run = dict(MODEL_RUN, concurrency_limit=self.concurrency)
+        model_run = self.model_run
         self.runs = [
             self.generate_btn.click(
                 generate, [*texts, self.mode, self.prompt_format, self.reasoning, *self.settings],
@@ -166,7 +172,8 @@ def _settings_accordion() -> list:
     return sliders
 
 
-def build_editor(runner: Runner, default_format: str, concurrency: int = 1) -> Editor:
+def build_editor(runner: Runner, default_format: str, concurrency: int = 1,
+                 guard=None) -> Editor:
     """Lay the editor out and wire its own events; ``default_format`` is the format shown first.
     The examples under it are laid out by the page (guided_ui.build_examples)."""
     formats = [(load_format(name).label, name) for name in format_names()]
@@ -206,5 +213,6 @@ def build_editor(runner: Runner, default_format: str, concurrency: int = 1) -> E
                     reasoning, intervention_btns, regenerate_btn, continue_btn, response, stats, prompt,
                     selection=gr.State(None))
     editor.concurrency = concurrency
+    editor.guard = guard
     editor.wire()
     return editor

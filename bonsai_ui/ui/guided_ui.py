@@ -11,7 +11,7 @@ import gradio as gr
 
 from .. import guided
 from .. import workbench as wb
-from .common import MODEL_RUN, PRIVATE
+from .common import PRIVATE
 from .editor import Editor
 from .texts import t
 from .workbench_tabs import Workbench, held
@@ -78,7 +78,7 @@ class Guide:
             trigger = event.click if index == 0 else event.success
             run = trigger(self.load_variant(index), None, loaded, **PRIVATE).success(
                 editor.regenerate_run, run_in, run_out, api_visibility="private",
-                **dict(MODEL_RUN, concurrency_limit=editor.concurrency))
+                **editor.model_run)
             event = bench.record_after(run)
         picked = [bench.session, bench.pick_a, bench.pick_b, bench.shown_pair]
         event.success(partial(self.finish, bench), picked,

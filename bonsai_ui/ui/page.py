@@ -12,7 +12,7 @@ import gradio as gr
 from .. import hosting
 from ..runs import Runner
 from ..settings import AppSettings
-from .common import PRIVATE, LoadStatus
+from .common import PRIVATE, LoadStatus, queue_guard
 from .debate_tab import build_debate, debate_store
 from .editor import build_editor
 from .guided_ui import build_examples, build_guide
@@ -57,7 +57,8 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
             with gr.Tab(t("tab_editor"), id="editor", elem_id="tab-editor"):
                 guide = build_guide()
                 editor = build_editor(runner, default_format if isinstance(default_format, str)
-                                      else "alpaca", concurrency)
+                                      else "alpaca", concurrency,
+                                      queue_guard(demo, settings.queue_size))
                 build_examples(editor, settings.model)
                 guide.explanation = gr.Markdown(elem_id="demo-explanation")
                 bench = build_workbench(editor, settings.max_upload)
