@@ -96,15 +96,18 @@ def crowded():
     """An app with one run at a time and one place in its queue, before an engine that stalls on
     demand (SIGSTOP): while it is stopped, one run holds the engine and one waits, so the queue is
     exactly full for as long as a test needs."""
-    engine = LlamaServer().start()
-    proc, url = launch(engine, "--parallel", "1", "--queue-size", "1", "--request-timeout", "600")
-    wait_ready(url)
-    yield engine, url
-    if engine.paused:
-        engine.resume()
-    proc.terminate()
-    proc.wait(timeout=30)
-    engine.stop()
+    engine, proc = LlamaServer().start(), None
+    try:  # a failed start must not leave the server and the app running
+        proc, url = launch(engine, "--parallel", "1", "--queue-size", "1", "--request-timeout", "600")
+        wait_ready(url)
+        yield engine, url
+    finally:
+        if engine.paused:
+            engine.resume()
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        engine.stop()
 
 
 def wait_status(job, *names: str, timeout: float = 60) -> None:
