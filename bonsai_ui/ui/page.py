@@ -80,7 +80,8 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
 
 def launch_kwargs(settings: AppSettings = AppSettings()) -> dict:
     """Theme, CSS and translations go to launch() in Gradio 6, with the upload limit and password
-    (hosting.py). System fonts: a Space may have no font CDN."""
+    (hosting.py) and the sessions whose state is kept (--session-capacity). System fonts: a Space may have no font CDN."""
     theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
                            font_mono=["ui-monospace", "monospace"])
-    return dict(theme=theme, css=CSS, i18n=I18N, **hosting.launch_kwargs(settings))
+    return dict(theme=theme, css=CSS, i18n=I18N, state_session_capacity=settings.session_capacity,
+                **hosting.launch_kwargs(settings))
