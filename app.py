@@ -13,7 +13,7 @@ from bonsai_ui.engine import LoadError, load_engine
 from bonsai_ui.hosting import exposure_warning
 from bonsai_ui.runs import Runner
 from bonsai_ui.settings import AppSettings, parse_app_settings
-from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs
+from bonsai_ui.ui import LoadStatus, build_ui, gradio_max_size, launch_kwargs
 
 
 def default_format(settings: AppSettings, runner: Runner) -> str:
@@ -38,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         print(warning, file=sys.stderr, flush=True)
     demo = build_ui(runner, status, default_format=lambda: default_format(settings, runner),
                     settings=settings, concurrency=runs_at_once(settings))
-    # Beyond queue_size waiting runs, a visitor is told the app is busy instead of waiting forever.
-    demo.queue(default_concurrency_limit=1, max_size=settings.queue_size)
+    # Beyond queue_size waiting runs, a visitor is told the app is busy instead of waiting forever
+    # (the page's own message, ui.common.queue_guard; Gradio's cap is the backstop above it).
+    demo.queue(default_concurrency_limit=1, max_size=gradio_max_size(settings.queue_size))
     demo.launch(server_name=settings.host, server_port=settings.port,
                 share=settings.share == "yes", prevent_thread_lock=True, **launch_kwargs(settings))
     try:

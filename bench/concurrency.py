@@ -13,8 +13,11 @@ tokens/s (all users' tokens ÷ the batch's wall time) and errors. Each user is i
 (its own Client). The prompt asks for a long story so that every run writes its 128 tokens;
 the stats line reports what was actually generated.
 
-Also ``--soak N``: N short sessions one after another through gradio_client (1 new token each),
-the app's resident memory sampled along the way: per-session state must not grow with sessions.
+Also ``--soak N``: N short sessions through gradio_client (1 new token each; ``--soak-users``
+clients at once, each starting a new session for every run, as a new visitor would), the app's
+resident memory sampled along the way: per-session state must not grow with sessions. The engine is
+llama-server where a binary is at hand (it serves the clients at once), else llama-cpp-python's
+server. ``--soak-minutes`` stops it early, saying how far it came.
 
 usage: python bench/concurrency.py --targets in-process lcpp-server llama-server \
            --llama-server /path/to/llama-server --out bench/results/cpu-concurrency.jsonl
@@ -40,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from llama_server import LlamaServer, free_port  # noqa: E402
+from llama_server import LlamaCppServer, LlamaServer, free_port, llama_server_binary  # noqa: E402
 
 NEW_TOKENS = 128
 QUESTION = "Write a long story about a dragon who learns to count pears."
@@ -59,10 +62,11 @@ def start_app(args: list[str]) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-def one_user(url: str, max_new_tokens: int = NEW_TOKENS, question: str = QUESTION) -> dict:
+def one_user(url: str, max_new_tokens: int = NEW_TOKENS, question: str = QUESTION,
+             client=None) -> dict:
     from gradio_client import Client
 
-    client = Client(url, verbose=False)
+    client = client or Client(url, verbose=False)
     started = time.perf_counter()
     first = None
     for attempt in range(600):  # the model may still be loading: the app says so, try again
@@ -129,16 +133,48 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def soak(url: str, pid: int, sessions: int, emit) -> None:
-    samples = []
-    for i in range(sessions):
-        r = one_user(url, max_new_tokens=1, question=f"Say one word ({i}).")
-        if "error" in r:
-            emit({"soak_error": r["error"], "session": i})
-        if i % max(sessions // 10, 1) == 0 or i == sessions - 1:
-            samples.append((i + 1, round(rss_mb(pid), 1)))
-            emit({"soak_sessions": i + 1, "app_rss_mb": samples[-1][1]})
-    emit({"soak_done": sessions, "rss_mb": samples})
+def soak(url: str, pid: int, sessions: int, users: int, minutes: float, emit) -> None:
+    from gradio_client import Client
+
+    done, errors, samples = [0], [0], []
+    lock = threading.Lock()
+    started = time.perf_counter()
+    deadline = started + minutes * 60 if minutes else float("inf")
+    every = max(sessions // 20, 1)
+
+    def sample():
+        samples.append((done[0], round(rss_mb(pid), 1)))
+        emit({"soak_sessions": done[0], "app_rss_mb": samples[-1][1], "errors": errors[0],
+              "elapsed_s": round(time.perf_counter() - started, 1), "load_avg": os.getloadavg()})
+
+    def user():
+        client = Client(url, verbose=False)
+        while True:
+            with lock:
+                if done[0] + errors[0] >= sessions or time.perf_counter() > deadline:
+                    return
+                i = done[0] + errors[0]
+            client.reset_session()  # a new session hash: to the app, a new visitor
+            r = one_user(url, max_new_tokens=1, question=f"Say one word ({i}).", client=client)
+            with lock:
+                if "error" in r:
+                    errors[0] += 1
+                    emit({"soak_error": r["error"], "session": i})
+                else:
+                    done[0] += 1
+                if done[0] % every == 0:
+                    sample()
+
+    sample()
+    threads = [threading.Thread(target=user) for _ in range(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sample()
+    emit({"soak_done": done[0], "asked": sessions, "errors": errors[0],
+          "stopped_early": done[0] + errors[0] < sessions, "users": users,
+          "wall_s": round(time.perf_counter() - started, 1), "rss_mb": samples})
 
 
 def main() -> None:
@@ -146,7 +182,9 @@ def main() -> None:
     ap.add_argument("--targets", nargs="*", default=["in-process", "lcpp-server"])
     ap.add_argument("--llama-server", help="path of a llama-server binary (target llama-server)")
     ap.add_argument("--users", nargs="*", type=int, default=list(USERS))
-    ap.add_argument("--soak", type=int, default=0, help="sessions of the soak (app → lcpp-server)")
+    ap.add_argument("--soak", type=int, default=0, help="sessions of the soak")
+    ap.add_argument("--soak-users", type=int, default=4, help="soak clients at once")
+    ap.add_argument("--soak-minutes", type=float, default=0, help="stop the soak after this long")
     ap.add_argument("--out")
     args = ap.parse_args()
     out = open(args.out, "a") if args.out else None
@@ -168,15 +206,14 @@ def main() -> None:
             app_args = ["--backend", "openai", "--endpoint", engine.url, "--context-length", "4096",
                         "--parallel", "16"]
         elif target == "llama-server":
-            port = free_port()
-            # 16 slots of 1,024 tokens each in one unified KV cache; continuous batching is on.
-            engine = subprocess.Popen([args.llama_server, "-m", str(_gguf()), "--port", str(port),
-                                       "--host", "127.0.0.1", "-np", "16", "-c", "16384",
-                                       "-t", str(os.cpu_count())],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            _wait_healthy(f"http://127.0.0.1:{port}/health")
-            app_args = ["--backend", "openai", "--endpoint", f"http://127.0.0.1:{port}",
-                        "--parallel", "16"]
+            binary = args.llama_server or llama_server_binary()
+            if not binary:
+                raise SystemExit("target llama-server: give --llama-server PATH or set "
+                                 "BONSAI_LLAMA_SERVER (bash bench/build_llama_server.sh builds it)")
+            # 16 slots of 1,024 tokens each (a prompt here is ~60, plus 128 new); batching is on.
+            engine = LlamaCppServer(binary, parallel=max(args.users), n_ctx=1024).start()
+            app_args = ["--backend", "openai", "--endpoint", engine.url,
+                        "--parallel", str(max(args.users))]
         else:
             raise SystemExit(f"unknown target {target}")
         app, url = start_app(app_args)
@@ -186,17 +223,16 @@ def main() -> None:
         finally:
             app.terminate()
             app.wait()
-            if isinstance(engine, LlamaServer):
+            if engine is not None:
                 engine.stop()
-            elif engine is not None:
-                engine.terminate()
-                engine.wait()
     if args.soak:
-        engine = LlamaServer().start()
+        binary = args.llama_server or llama_server_binary()
+        engine = (LlamaCppServer(binary, parallel=args.soak_users) if binary else LlamaServer()).start()
+        emit({"soak_engine": engine.NAME})
         app, url = start_app(["--backend", "openai", "--endpoint", engine.url,
-                              "--context-length", "2048"])
+                              "--context-length", "2048", "--parallel", str(args.soak_users)])
         try:
-            soak(url, app.pid, args.soak, emit)
+            soak(url, app.pid, args.soak, args.soak_users, args.soak_minutes, emit)
         finally:
             app.terminate()
             app.wait()
@@ -217,12 +253,6 @@ def _wait_healthy(url: str, proc: subprocess.Popen | None = None) -> None:
             pass
         time.sleep(0.5)
     raise RuntimeError(f"{url} did not become healthy")
-
-
-def _gguf():
-    from bonsai_ui.engine.source import embedded_gguf
-
-    return embedded_gguf()
 
 
 if __name__ == "__main__":

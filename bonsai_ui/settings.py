@@ -185,6 +185,11 @@ APP_OPTIONS: dict[str, Option] = {
                       "a flag shows in the process list)", secret=True),
     "served_model": Option("--served-model", "BONSAI_SERVED_MODEL", "",
                            "--backend openai: the engine's model name; empty = the one it serves"),
+    "tokenizer": Option("--tokenizer", "BONSAI_TOKENIZER", "",
+                        "--backend openai: the served model's tokenizer, to count prompt tokens "
+                        "here when the engine has no tokenize endpoint: 'embedded', a .gguf file "
+                        "or a Hugging Face tokenizer folder/id; empty = such counts are estimates "
+                        "(the stats say which)"),
     # 8: a GPU engine batches dozens of sequences at once, but each run streams to a browser
     # through a Gradio worker thread (40 in all), and 8 leaves room for the page's other events.
     "parallel": Option("--parallel", "BONSAI_PARALLEL", 8,
@@ -193,6 +198,13 @@ APP_OPTIONS: dict[str, Option] = {
     "queue_size": Option("--queue-size", "BONSAI_QUEUE_SIZE", 64,
                          "runs that may wait for a free place; beyond this a visitor is told the "
                          "app is busy", type=int, bounds=(1, 10_000)),
+    # Gradio keeps every session's page state (~0.3 MB a session here, measured by the soak in
+    # docs/benchmarks.md) for its state_session_capacity, default 10,000 sessions: ~3 GB before it
+    # levels off. 1,000 keeps the resident memory flat at ~0.3 GB of it.
+    "session_capacity": Option("--session-capacity", "BONSAI_SESSION_CAPACITY", 1000,
+                               "sessions whose page state the server keeps; beyond, the least "
+                               "recently used session's is dropped (its browser-stored history "
+                               "stays)", type=int, bounds=(10, 100_000)),
     "request_timeout": Option("--request-timeout", "BONSAI_REQUEST_TIMEOUT", 120.0,
                               "--backend openai: seconds without a byte from the engine before a "
                               "run is declared stalled", type=float, bounds=(1, 3600)),
@@ -229,8 +241,10 @@ class AppSettings:
     endpoint: str = ""
     api_key: str = ""
     served_model: str = ""
+    tokenizer: str = ""
     parallel: int = 8
     queue_size: int = 64
+    session_capacity: int = 1000
     request_timeout: float = 120.0
     host: str = "127.0.0.1"
     port: int = 7860

@@ -106,6 +106,40 @@ def test_an_exception_in_the_worker_reaches_the_caller(engine, monkeypatch):
     assert engine.idle
 
 
+def test_a_stalled_model_ends_the_run_with_a_plain_message_and_keeps_the_text(llama_engine,
+                                                                              monkeypatch):
+    """An in-process model that stops producing tokens (a hung kernel, a stuck driver): after the
+    stall timeout the run ends with a message, the text streamed so far stays in the panes, the
+    stuck worker is told to stop, and the next run goes through."""
+    from bonsai_ui.engine import protocol
+    from bonsai_ui.runs import UserError
+
+    backend, unstuck = llama_engine.backend, threading.Event()
+    real = backend.llm.generate
+
+    def stalling(*args, **kwargs):
+        for i, token in enumerate(real(*args, **kwargs)):
+            if i == 8:
+                unstuck.wait(30)  # silent, as a hung model is, until the test lets go
+            yield token
+
+    monkeypatch.setattr(protocol, "STALL_TIMEOUT_S", 5.0)  # first token: < 1 s
+    monkeypatch.setattr(backend.llm, "generate", stalling)
+    states = []
+    with pytest.raises(UserError, match=r"the model produced nothing for 5 s: it stalled"):
+        for state in Runner(llama_engine).generate("Write a long story about a cat.", "", "vanilla",
+                                                   "alpaca", "", GREEDY):
+            states.append(state)
+    unstuck.set()
+    assert states and states[-1].response  # what streamed before the stall is kept
+    monkeypatch.setattr(backend.llm, "generate", real)
+    for _ in range(100):  # the stuck worker, let go, sees the cancel and ends
+        if llama_engine.idle:
+            break
+        time.sleep(0.1)
+    assert run(llama_engine, settings=GenerationSettings(max_new_tokens=3))[1].new_tokens == 3
+
+
 def test_stop_strings_are_honoured_on_real_output(engine):
     pieces, _ = run(engine)
     text = "".join(pieces)

@@ -91,24 +91,53 @@ def test_many_users_at_once_each_get_their_own_answer(app):
     assert all(f"{SERVED_NAME} on llama-cpp-python server" in r[2] for r in results.values())
 
 
-def test_beyond_the_queue_visitors_are_told_the_app_is_busy(app):
-    """4 runs at once (--parallel 4) and 2 waiting (--queue-size 2): a 12th visitor is turned away."""
-    wait_ready(app)
-    # 48 tokens each: llama-cpp-python serves one request at a time, and a run's tokenize call
-    # waits behind the others' generations, which must stay within --request-timeout.
-    jobs = [submit(Client(app, verbose=False), "Write a very long story about a dragon.", 48)
-            for _ in range(12)]
-    outcomes = []
-    for job in jobs:
-        try:
-            job.result()
-            outcomes.append("ok")
-        except Exception as error:  # noqa: BLE001
-            outcomes.append(str(error))
-    busy = [o for o in outcomes if o != "ok"]
-    assert busy and all("queue is full" in o.lower() for o in busy), outcomes
-    assert outcomes.count("ok") >= 6
-    submit(Client(app, verbose=False)).result()  # and it serves again once the crowd has gone
+@pytest.fixture(scope="module")
+def crowded():
+    """An app with one run at a time and one place in its queue, before an engine that stalls on
+    demand (SIGSTOP): while it is stopped, one run holds the engine and one waits, so the queue is
+    exactly full for as long as a test needs."""
+    engine, proc = LlamaServer().start(), None
+    try:  # a failed start must not leave the server and the app running
+        proc, url = launch(engine, "--parallel", "1", "--queue-size", "1", "--request-timeout", "600")
+        wait_ready(url)
+        yield engine, url
+    finally:
+        if engine.paused:
+            engine.resume()
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        engine.stop()
+
+
+def wait_status(job, *names: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while job.status().code.name not in names:
+        assert time.monotonic() < deadline, f"{job.status().code.name}, waited for {names}"
+        time.sleep(0.1)
+
+
+def fill_the_queue(url: str) -> list:
+    """One run holding the (stopped) engine, one waiting for it."""
+    running = submit(Client(url, verbose=False), "Count to three.", 8)
+    wait_status(running, "PROCESSING", "ITERATING")
+    waiting = submit(Client(url, verbose=False), "Count to four.", 8)
+    wait_status(waiting, "IN_QUEUE")
+    return [running, waiting]
+
+
+def test_beyond_the_queue_visitors_get_our_busy_message_and_it_serves_again(crowded):
+    engine, url = crowded
+    engine.pause()
+    jobs = fill_the_queue(url)
+    with pytest.raises(Exception) as refused:  # gradio_client's ValidationError
+        submit(Client(url, verbose=False), "One more question.", 8).result()
+    message = str(refused.value)
+    assert "The app is busy: 1 runs are already waiting" in message and "try again" in message
+    assert "混雑しています" in message and "Queue is full" not in message
+    engine.resume()
+    assert all("✅ done" in job.result()[2] for job in jobs)  # the queued runs were kept
+    assert "✅ done" in submit(Client(url, verbose=False), "One more question.", 8).result()[2]
 
 
 # -- in the browser --------------------------------------------------------------------------------
@@ -150,3 +179,26 @@ def test_generate_edit_regenerate_and_stop_in_the_browser(app, page):
     page.locator("#stop").click()
     stopped = wait_stats(page, "stopped", previous=second, timeout=30_000)
     assert "llama-cpp-python server" in stopped
+
+
+def test_a_full_queue_shows_our_busy_message_under_the_question_and_keeps_it(crowded, page):
+    from playwright.sync_api import expect
+
+    from test_browser import question
+
+    engine, url = crowded
+    page.goto(url)
+    expect(page.locator("#model-status")).to_contain_text("🟢", timeout=60_000)
+    engine.pause()
+    jobs = fill_the_queue(url)
+    try:
+        question(page).fill("A question that must survive.")
+        page.locator("#generate").click()
+        expect(page.get_by_text("The app is busy: 1 runs are already waiting")).to_be_visible(
+            timeout=30_000)
+        assert question(page).input_value() == "A question that must survive."
+        assert "currently busy" not in page.content()  # not Gradio's own toast
+    finally:
+        engine.resume()
+    for job in jobs:
+        job.result()

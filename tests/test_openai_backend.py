@@ -7,6 +7,7 @@ killed mid-stream, stalled, an error status, a wrong model name).
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import threading
@@ -307,3 +308,59 @@ def test_engine_error_mid_stream_becomes_a_user_message_and_keeps_earlier_states
         for state in runner.generate("Q", "", "vanilla", "alpaca", "", GREEDY, session="x"):
             states.append(state)
     assert runner._cancels == {}
+
+
+# -- counting without the engine's tokenize endpoint (--tokenizer) -------------------------------
+# Last in the file: these runs leave prompts in the server's cache, and a greedy run that reuses a
+# cached prefix may round differently from a fresh one (test_generate_streams_… compares with the
+# in-process model).
+
+@pytest.fixture
+def no_tokenize_endpoint(monkeypatch):
+    """The real server, as an engine without a tokenize endpoint: the app is told of none to try
+    (llama-cpp-python's server always has one; Ollama-like and generic servers do not)."""
+    monkeypatch.setitem(DIALECTS, "llama-cpp-python",
+                        dataclasses.replace(DIALECTS["llama-cpp-python"], tokenize=()))
+
+
+def test_without_a_tokenize_endpoint_the_local_tokenizer_counts_and_says_so(
+        server, llama_engine, no_tokenize_endpoint):
+    lines = []
+    engine = load_engine(remote_settings(server.url, tokenizer="embedded"),
+                         lambda stage, fraction: lines.append(stage))
+    b = engine.backend
+    prompt = render_prompt(load_format("think"), "reasoning", QUESTION, "")
+    assert b.count_tokens(prompt) == llama_engine.backend.count_tokens(prompt)  # exact, not estimated
+    said = "prompt tokens counted by the local tokenizer SmolLM2-135M-Instruct"
+    assert any(said in line for line in lines), lines  # the loading line names it
+    state = final(Runner(engine).generate(QUESTION, "", "vanilla", "alpaca", "", GREEDY))
+    assert said in state.stats and "estimated" not in state.stats
+    with pytest.raises(UserError, match=r"The prompt is [\d,]+ tokens.*context of 2,048"):
+        final(Runner(engine).generate("pears " * 3000, "", "vanilla", "alpaca", "", GREEDY))
+
+
+def test_without_a_tokenize_endpoint_or_a_tokenizer_counts_are_marked_estimates(
+        server, no_tokenize_endpoint):
+    engine = load_engine(remote_settings(server.url))
+    assert engine.backend.local_tokenizer is None
+    state = final(Runner(engine).generate(QUESTION, "", "vanilla", "alpaca", "", GREEDY))
+    assert "prompt tokens estimated" in state.stats
+
+
+def test_a_tokenizer_is_not_loaded_where_the_engine_counts(server):
+    lines = []
+    engine = load_engine(remote_settings(server.url, tokenizer="embedded"),
+                         lambda stage, fraction: lines.append(stage))
+    assert engine.backend.local_tokenizer is None
+    assert any("counted by the engine (/extras/tokenize); --tokenizer embedded not used" in line
+               for line in lines), lines
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("/nowhere/model.gguf", r"--tokenizer '/nowhere/model.gguf': GGUF file .* does not exist"),
+    (str(ROOT / "README.md"), r"--tokenizer '.*README.md': .* is neither a .gguf file nor a model"),
+])
+def test_a_tokenizer_that_cannot_be_loaded_stops_the_start(server, no_tokenize_endpoint, spec,
+                                                           message):
+    with pytest.raises(LoadError, match=message):
+        load_engine(remote_settings(server.url, tokenizer=spec))

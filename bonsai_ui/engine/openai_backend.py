@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from ..prompts import ChatTemplate
 from ..settings import AppSettings, GenerationSettings
+from .local_tokenizer import LocalTokenizer, load_local_tokenizer
 from .protocol import Chunk, EngineError, LoadError
 from .source import Progress
 
@@ -117,7 +118,8 @@ class OpenAIBackend:
         self.chat = chat
         self.timeout = timeout
         self.parallel = parallel  # the Engine lets this many runs stream at once
-        self._tokenize = tokenize  # "" = no tokenize endpoint: counts are estimates
+        self._tokenize = tokenize  # "" = no tokenize endpoint: the local tokenizer, or estimates
+        self.local_tokenizer: LocalTokenizer | None = None  # --tokenizer, where the engine can't count
         self._local = threading.local()  # per run: each run streams on its own thread
 
     # -- what the stats line reports -------------------------------------------------------------
@@ -143,14 +145,26 @@ class OpenAIBackend:
         if ignored:
             notes.append(f"{self.dialect.name} ignores {', '.join(ignored)}")
         if not self._tokenize:
-            notes.append("prompt tokens estimated")
+            notes.append(self.counted_by)
         notes.append(NO_REPEAT_PROMISE)
         return tuple(notes)
 
     # -- counting --------------------------------------------------------------------------------
 
+    @property
+    def counted_by(self) -> str:
+        """Who counts prompt tokens, for the loading line and the stats."""
+        if self._tokenize:
+            return f"prompt tokens counted by the engine ({self._tokenize})"
+        if self.local_tokenizer:
+            return (f"prompt tokens counted by the local tokenizer {self.local_tokenizer.name} "
+                    f"(the engine has no tokenize endpoint)")
+        return "prompt tokens estimated"
+
     def count_tokens(self, prompt: str) -> int:
         if not self._tokenize:
+            if self.local_tokenizer:
+                return self.local_tokenizer.count(prompt)
             return math.ceil(len(prompt.encode("utf-8")) / BYTES_PER_TOKEN_ESTIMATE)
         data = self._post_json(self._tokenize, self.dialect.tokenize_body(prompt, self.served))
         return int(data["count"]) if "count" in data else len(data["tokens"])
@@ -336,6 +350,17 @@ def _tokenize_path(backend: OpenAIBackend) -> str:
     return ""
 
 
+def _choose_counting(backend: OpenAIBackend, tokenizer: str, progress: Progress) -> str:
+    """The engine's tokenize endpoint, else ``--tokenizer``, else estimates; returns a note for the
+    loading line when ``--tokenizer`` was given but not needed."""
+    if _tokenize_path(backend):
+        return f"; --tokenizer {tokenizer} not used" if tokenizer else ""
+    if tokenizer:
+        progress(f"{backend.name} has no tokenize endpoint; loading the tokenizer {tokenizer}", 0.7)
+        backend.local_tokenizer = load_local_tokenizer(tokenizer)
+    return ""
+
+
 def connect(settings: AppSettings, progress: Progress) -> OpenAIBackend:
     """Check the engine at start: reachable, not Ollama, serving the named model; learn its context."""
     import httpx
@@ -376,10 +401,10 @@ def connect(settings: AppSettings, progress: Progress) -> OpenAIBackend:
         backend = OpenAIBackend(client, url, dialect, served, context, chat, version=version,
                                 timeout=settings.request_timeout, parallel=settings.parallel)
         progress(f"{backend.name} serves {served}; checking its tokenizer", 0.6)
-        path = _tokenize_path(backend)
+        unused = _choose_counting(backend, settings.tokenizer, progress)
         progress(f"{backend.name}: context {context:,} tokens "
                  f"({'reported by the engine' if n_ctx else '--context-length'}), "
-                 f"{'counts by ' + path if path else 'token counts estimated'}", 0.9)
+                 f"{backend.counted_by}{unused}", 0.9)
         return backend
     except EngineError as error:
         client.close()

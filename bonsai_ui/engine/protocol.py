@@ -45,8 +45,8 @@ class LoadError(RuntimeError):
 
 
 class EngineError(RuntimeError):
-    """A served engine failed a run (unreachable, an error status, a broken or stalled stream); the
-    message is for the user and names the engine and what happened."""
+    """An engine failed a run — a served one: unreachable, an error status, a broken or stalled
+    stream; an in-process one: stalled —; the message is for the user and says what happened."""
 
 
 Emit = Callable[..., None]  # emit(text, tokens_so_far, new_ids=())
@@ -99,7 +99,7 @@ _WORKERS = _Workers()
 
 
 def worker_stream(work: Callable[[Emit], None], cancel: threading.Event,
-                  stall_timeout: float = STALL_TIMEOUT_S) -> Iterator[Chunk]:
+                  stall_timeout: float | None = None) -> Iterator[Chunk]:
     """Run ``work(emit)`` in a worker thread and yield what it emits.
 
     Generation blocks, so it runs in a worker while the caller (a Gradio generator) yields chunks.
@@ -107,6 +107,7 @@ def worker_stream(work: Callable[[Emit], None], cancel: threading.Event,
     caller stops early (Stop, a closed browser tab), the worker is cancelled and waited for before
     this returns, so no ghost generation keeps holding the model.
     """
+    stall_timeout = stall_timeout or STALL_TIMEOUT_S  # read per run: tests shorten it
     q: queue.SimpleQueue = queue.SimpleQueue()
     ended = threading.Event()
 
@@ -127,7 +128,8 @@ def worker_stream(work: Callable[[Emit], None], cancel: threading.Event,
             try:
                 item = q.get(timeout=stall_timeout)
             except queue.Empty:
-                raise TimeoutError(f"the model produced nothing for {stall_timeout:.0f} s") from None
+                raise EngineError(f"the model produced nothing for {stall_timeout:.0f} s: it stalled "
+                                  f"and was stopped. The partial text is kept.") from None
             if item is _DONE:
                 finished = True
                 return

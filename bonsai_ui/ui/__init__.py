@@ -2,8 +2,9 @@
 ``workbench_tabs`` (attempts, compare, export), ``debate_tab`` (the debate), composed and wired by ``page.build_ui``; labels in
 ``texts``, shared pieces in ``common``."""
 
-from .common import LoadStatus
+from .common import LoadStatus, gradio_max_size
 from .page import CSS, build_ui, launch_kwargs
 from .texts import I18N, TEXTS, TITLE, t
 
-__all__ = ["CSS", "I18N", "LoadStatus", "TEXTS", "TITLE", "build_ui", "launch_kwargs", "t"]
+__all__ = ["CSS", "I18N", "LoadStatus", "TEXTS", "TITLE", "build_ui", "gradio_max_size",
+           "launch_kwargs", "t"]

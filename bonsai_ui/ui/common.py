@@ -18,6 +18,40 @@ PRIVATE = dict(api_visibility="private", concurrency_limit=None, show_progress="
 MODEL_RUN = dict(concurrency_id="model")
 
 
+def busy_text(queue_size: int) -> str:
+    return (f"The app is busy: {queue_size:,} runs are already waiting for the model, as many as "
+            f"its queue holds. Nothing was lost; please try again in a minute. / 混雑しています: "
+            f"モデルの順番待ちが上限の {queue_size:,} 件に達しました。入力はそのままです。"
+            f"少し待ってからもう一度お試しください。")
+
+
+def gradio_max_size(queue_size: int) -> int:
+    """Gradio's own cap on waiting events, a backstop behind ``queue_guard``.
+
+    Gradio refuses a full queue before any check of ours runs, with a fixed "This application is
+    currently busy" in the browser and "Queue is full!" in gradio_client, neither saying how full or
+    for how long. So its cap sits above ours: twice --queue-size leaves room for guards that pass at
+    the same instant (each sees the queue one short of full) and for the page's other events."""
+    return 2 * queue_size
+
+
+def queue_guard(demo: gr.Blocks, queue_size: int):
+    """A validator for the model runs: with ``queue_size`` runs already waiting for the model, the
+    run is refused with ``busy_text`` (shown under the question; gradio_client raises it as a
+    ValidationError) instead of joining the queue. Gradio runs validators as an event joins."""
+
+    def guard(*inputs):
+        # What waits in the "model" concurrency group (MODEL_RUN): Gradio's own queue, read where
+        # its max_size check reads it (Queue.event_queue_per_concurrency_id; no public accessor).
+        group = demo._queue.event_queue_per_concurrency_id.get(MODEL_RUN["concurrency_id"])  # noqa: SLF001
+        full = group is not None and len(group.queue) >= queue_size
+        # One verdict per input; the first input (the question) carries the message.
+        first = gr.validate(False, busy_text(queue_size)) if full else gr.validate(True, "")
+        return [first, *(gr.validate(True, "") for _ in inputs[1:])]
+
+    return guard
+
+
 @dataclass
 class LoadStatus:
     """How far model loading has come; the page polls it until the model is ready."""

@@ -41,6 +41,7 @@ class Editor:
     runs: list = field(default_factory=list)  # the events of Generate, Regenerate and Continue
     concurrency: int = 1  # runs streaming at once: 1 in-process, --parallel with a served engine
     regenerate_run: object = None  # Regenerate's function as wired (on ZeroGPU: borrowing the GPU)
+    guard: object = None  # common.queue_guard: refuses a run, with our message, when the queue is full
 
     @property
     def model_run(self) -> dict:
@@ -48,6 +49,12 @@ class Editor:
         group, ``concurrency`` runs at once. Gradio gives a group the lowest limit any of its
         events names, so one event left at 1 would serialise a served engine's --parallel."""
         return dict(MODEL_RUN, concurrency_limit=self.concurrency)
+
+    @property
+    def guarded_run(self) -> dict:
+        """``model_run`` plus the queue guard, for runs whose first input is the question box
+        (where the busy message shows): the editor's runs and the guided demo's."""
+        return dict(self.model_run, validator=self.guard)
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -124,7 +131,7 @@ class Editor:
             zerogpu.gpu(f) for f in (self.generate, self.regenerate, self.continue_reasoning))
         self.regenerate_run = regenerate
         texts = [self.question, self.input]
-        model_run = self.model_run
+        model_run = self.guarded_run
         self.runs = [
             self.generate_btn.click(
                 generate, [*texts, self.mode, self.prompt_format, self.reasoning, *self.settings],
@@ -173,7 +180,8 @@ def _settings_accordion() -> list:
     return sliders
 
 
-def build_editor(runner: Runner, default_format: str, concurrency: int = 1) -> Editor:
+def build_editor(runner: Runner, default_format: str, concurrency: int = 1,
+                 guard=None) -> Editor:
     """Lay the editor out and wire its own events; ``default_format`` is the format shown first.
     The examples under it are laid out by the page (guided_ui.build_examples)."""
     formats = [(load_format(name).label, name) for name in format_names()]
@@ -213,5 +221,6 @@ def build_editor(runner: Runner, default_format: str, concurrency: int = 1) -> E
                     reasoning, intervention_btns, regenerate_btn, continue_btn, response, stats, prompt,
                     selection=gr.State(None))
     editor.concurrency = concurrency
+    editor.guard = guard
     editor.wire()
     return editor

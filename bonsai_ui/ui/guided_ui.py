@@ -78,7 +78,7 @@ class Guide:
             trigger = event.click if index == 0 else event.success
             run = trigger(self.load_variant(index), None, loaded, **PRIVATE).success(
                 editor.regenerate_run, run_in, run_out, api_visibility="private",
-                **editor.model_run)
+                **editor.guarded_run)
             event = bench.record_after(run)
         picked = [bench.session, bench.pick_a, bench.pick_b, bench.shown_pair]
         event.success(partial(self.finish, bench), picked,

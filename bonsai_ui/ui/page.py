@@ -14,7 +14,7 @@ import gradio as gr
 from .. import hosting
 from ..runs import Runner
 from ..settings import AppSettings
-from .common import PRIVATE, LoadStatus
+from .common import PRIVATE, LoadStatus, queue_guard
 from .debate_tab import build_debate, debate_store
 from .editor import build_editor
 from .guided_ui import build_examples, build_guide
@@ -61,7 +61,8 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
             with gr.Tab(t("tab_editor"), id="editor", elem_id="tab-editor"):
                 guide = build_guide()
                 editor = build_editor(runner, default_format if isinstance(default_format, str)
-                                      else "alpaca", concurrency)
+                                      else "alpaca", concurrency,
+                                      queue_guard(demo, settings.queue_size))
                 build_examples(editor, settings.model)
                 guide.explanation = gr.Markdown(elem_id="demo-explanation")
                 bench = build_workbench(editor, settings.max_upload)
@@ -83,7 +84,8 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
 
 def launch_kwargs(settings: AppSettings = AppSettings()) -> dict:
     """Theme, CSS and translations go to launch() in Gradio 6, with the upload limit and password
-    (hosting.py). System fonts: a Space may have no font CDN."""
+    (hosting.py) and the sessions whose state is kept (--session-capacity). System fonts: a Space may have no font CDN."""
     theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
                            font_mono=["ui-monospace", "monospace"])
-    return dict(theme=theme, css=CSS, i18n=I18N, **hosting.launch_kwargs(settings))
+    return dict(theme=theme, css=CSS, i18n=I18N, state_session_capacity=settings.session_capacity,
+                **hosting.launch_kwargs(settings))
