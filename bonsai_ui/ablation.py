@@ -191,6 +191,7 @@ class Row:
     reused_tokens: int  # prompt tokens served from the engine's cache
     new_tokens: int
     seconds: float
+    first_token_s: float  # prompt processing, mostly: what prefix reuse saves
 
 
 @dataclass(frozen=True)
@@ -348,7 +349,8 @@ class Ablator:
                    change_share(base.response, response) if base else 0.0, answer,
                    bool(base) and answer != base.answer, bool(base) and response == base.response,
                    timing.fingerprint, timing.prompt_tokens, timing.reused_tokens or 0,
-                   timing.new_tokens, round(end - timing.started, 3))
+                   timing.new_tokens, round(end - timing.started, 3),
+                   round(timing.ttft, 3) if timing.ttft is not None else 0.0)
 
 
 def result_attempt(request: AblationRequest, result: Result, model: str, backend: str) -> Attempt | None:
@@ -369,7 +371,7 @@ def result_attempt(request: AblationRequest, result: Result, model: str, backend
 
 EXPORT_FIELDS = ("index", "sentence", "removed", "replacement", "response", "change_share", "answer",
                  "answer_changed", "identical", "tokens", "prompt_tokens", "reused_tokens",
-                 "new_tokens", "seconds", "reasoning")
+                 "new_tokens", "seconds", "first_token_s", "reasoning")
 
 
 def export_rows(result: Result, question: str, input: str = "") -> list[dict]:

@@ -256,8 +256,13 @@ def test_old_attempts_without_an_ablation_still_load():
 
 # -- on the embedded model -------------------------------------------------------------------------
 
-LONG = " ".join(f"Step {i}: the basket holds {i} more apples than the box, and the box holds {i + 2} "
-                f"pears that nobody has counted yet." for i in range(1, 25))
+def long_paragraph(tokens: int, count) -> str:
+    """Distinct sentences up to about ``tokens`` tokens."""
+    text, i = "", 0
+    while count(text) < tokens:
+        text += f"Step {i}: the basket holds {i} more apples than box {i + 2}. "
+        i += 1
+    return text.strip()
 
 
 def test_embedded_model_identical_where_the_prompt_is_unchanged(llama_engine):
@@ -276,22 +281,21 @@ def test_embedded_model_identical_where_the_prompt_is_unchanged(llama_engine):
         assert (row.change_share == 0) == (row.response == changed.baseline.response)
 
 
-@pytest.mark.parametrize("name", ["llama_engine", "static_engine"])
-def test_embedded_model_reuse_changes_no_token(name, request):
+@pytest.mark.parametrize("name,chunk", [("llama_engine", 512), ("static_engine", 256)])
+def test_embedded_model_reuse_changes_no_token(name, chunk, request):
     """The sweep with prefix reuse writes the same tokens as with every prompt re-encoded, and
-    reuses whole chunks of the shared prompt (512-token batches on llama.cpp, 256 on the static
-    decoder)."""
+    reuses whole chunks of the shared prompt (llama.cpp's 512-token batches, the static decoder's
+    256-token chunks). Paragraphs keep it short: a long first one, then two short ones."""
     engine = request.getfixturevalue(name)
     ablator = Ablator(Runner(engine))
-    settings = GenerationSettings(max_new_tokens=8, temperature=0.0, seed=0)
-    req = AblationRequest(QUESTION, "", LONG, "alpaca", settings, cap=24)
-    units = split_units(LONG)
-    assert len(units) == 24
+    first = long_paragraph(chunk + 40, engine.backend.count_tokens)
+    reasoning = f"{first}\n\nSo Jack has 4 pears.\n\nHe cannot eat 5."
+    settings = GenerationSettings(max_new_tokens=6, temperature=0.0, seed=0)
+    req = AblationRequest(QUESTION, "", reasoning, "alpaca", settings, unit="paragraph")
     reused = list(ablator.sweep(req, "reuse"))[-1]
     naive = list(ablator.sweep(req, "naive", forget_caches=True))[-1]
-    assert [r.tokens for r in reused.rows] == [r.tokens for r in naive.rows]
-    assert all(r.reused_tokens == 0 for r in naive.rows[1:])
-    chunk = 512 if name == "llama_engine" else 256
-    late = reused.row(24)  # the last sentence goes first after the baseline: most is shared
-    assert late.reused_tokens >= chunk and late.reused_tokens % chunk == 0
-    assert sum(r.reused_tokens for r in reused.rows) > 0
+    assert [r.tokens for r in reused.rows] == [r.tokens for r in naive.rows] and reused.rows[0].tokens
+    assert [r.reused_tokens for r in naive.rows] == [0, 0, 0, 0]
+    # the baseline's prompt stays cached: the variants without paragraph 3, then 2 keep one chunk
+    # of it; the one without paragraph 1 shares nothing but the header, less than a chunk
+    assert [r.reused_tokens for r in reused.rows[1:]] == [0, chunk, chunk]
