@@ -260,8 +260,10 @@ class Result:
         if not isinstance(data, dict) or data.get("version") != RESULT_VERSION:
             return None
         try:
-            names = {f.name for f in fields(Row)}
-            rows = tuple(Row(**{k: v for k, v in r.items() if k in names}) for r in data["rows"])
+            # JSON (and the browser's storage) writes 0.0 as 0: numbers are read back by type
+            kinds = {f.name: {"float": float, "int": int, "bool": bool, "str": str}[f.type]
+                     for f in fields(Row)}
+            rows = tuple(Row(**{k: kinds[k](r[k]) for k in kinds}) for r in data["rows"])
             units = tuple(Span(int(a), int(b), str(t)) for a, b, t in data["units"])
             return cls(units, rows, int(data["total"]), bool(data["finished"]), bool(data["stopped"]),
                        str(data["unit"]), str(data["replacement"]), str(data.get("note", "")),

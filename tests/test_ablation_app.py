@@ -14,6 +14,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from bonsai_ui.ablation import change_share
 from conftest import IMAGES, SCREENSHOTS, VIEWPORT  # noqa: E402
 
 QUESTION = "Jack has 4 pears and eats 5 of them. How many pears are left?"
@@ -93,7 +94,7 @@ def shading(page) -> list[tuple[str, str, str]]:
 def test_map_shading_and_click_shows_the_diff(scripted_app, page):
     # the baseline, then the variants from the last sentence to the first
     scripted_app.backend.script = [p.split("|") for p in (
-        "Jack has |-1 |pears.", "Jack has |-1 |pears.", "Jack |ate |4 |pears.", "He |has |no |pears.")]
+        "Jack has |-1 |pears.", "Jack has |-1 |pears.", "Jack |ate |4 |pears.", "Zero |pears |remain |here.")]
     open_map(page, scripted_app.url, QUESTION, REASONING)
     page.locator("#ablation-run").click()
     expect_text(page, "#ablation-progress", "✅ done · 4 of 4 responses")
@@ -101,22 +102,23 @@ def test_map_shading_and_click_shows_the_diff(scripted_app, page):
     assert [u[0] for u in units] == ["Jack has 4 pears.", "He eats 5 of them.", "The weather is nice."]
     assert units[2][1] == "0.0" and units[2][2] in ("", "transparent")
     assert float(units[1][1]) == pytest.approx(5 / 11) and "rgba(239, 68, 68" in units[1][2]
-    assert float(units[0][1]) > float(units[1][1]) and "rgba(239, 68, 68" in units[0][2]
+    share = change_share("Jack has -1 pears.", "Zero pears remain here.")
+    assert share > 5 / 11 and float(units[0][1]) == pytest.approx(share) and "rgba(239, 68, 68" in units[0][2]
     assert page.locator("#ablation-map .abl-changed").count() == 2  # the final answer moved
     page.locator("#ablation-map [data-unit='2']").click()
     detail = page.locator("#ablation-detail")
     expect_text(page, "#ablation-detail", "final answer -1 → 4")
-    assert detail.locator("del").all_inner_texts() == ["has -1"]
-    assert detail.locator("ins").all_inner_texts() == ["ate 4"]
+    assert " ".join(detail.locator("del").all_inner_texts()).split() == ["has", "-1"]
+    assert " ".join(detail.locator("ins").all_inner_texts()).split() == ["ate", "4"]
     page.locator("#ablation-map [data-unit='3']").click()
     expect_text(page, "#ablation-detail", "identical response")
     assert detail.locator("ins").count() == 0 and detail.locator("del").count() == 0
 
 
 def test_stop_keeps_finished_rows_and_reload_reopens_the_map(scripted_app, page):
-    scripted_app.backend.delay = 0.15
-    scripted_app.backend.script = [["a ", "b ", "c"], ["a ", "b ", "c"], ["a ", "x ", "c"],
-                                   ["d ", "e ", "f"]]
+    scripted_app.backend.delay = 0.1
+    slow = ["x "] * 200  # the third response runs long enough to be stopped in
+    scripted_app.backend.script = [["a ", "b ", "c"], ["a ", "b ", "c"], slow, slow]
     open_map(page, scripted_app.url, QUESTION, REASONING)
     page.locator("#ablation-run").click()
     expect_text(page, "#ablation-progress", "2 of 4 responses", timeout=20_000)
