@@ -277,13 +277,16 @@ class Ablator:
 
     def __init__(self, runner: Runner):
         self.runner = runner
-        self._cancels: dict[str, threading.Event] = {}
+        # per session: [the user's Stop, the cancel flag of the response running now]. One flag per
+        # response: the engine also sets it when a stop string ends a response.
+        self._cancels: dict[str, list[threading.Event]] = {}
 
     def stop(self, session: str) -> bool:
-        event = self._cancels.get(session)
-        if event is None:
+        flags = self._cancels.get(session)
+        if flags is None:
             return False
-        event.set()
+        for event in flags:  # the sweep's Stop, and the response running now
+            event.set()
         return True
 
     def sweep(self, request: AblationRequest, session: str = "", *,
@@ -303,11 +306,11 @@ class Ablator:
             f"{request.cap} (--ablation-max-sentences). / 上限のため最初の{len(kept)}件のみ。")
         run = runner._request(engine, "special", question, request.input, request.prompt_format,  # noqa: SLF001
                               request.reasoning, request.settings)
-        cancel = self._cancels[session] = threading.Event()
+        flags = self._cancels[session] = [threading.Event(), threading.Event()]
         result = Result(tuple(units), (), len(kept) + 1, unit=request.unit,
                         replacement=request.replacement, note=note, reasoning=request.reasoning)
         try:
-            base = self._respond(engine, fmt, run, request.reasoning, cancel, session, forget_caches)
+            base = self._respond(engine, fmt, run, request.reasoning, flags, session, forget_caches)
             if base is None:
                 yield replace(result, stopped=True)
                 return
@@ -316,7 +319,7 @@ class Ablator:
             yield result
             for i in reversed(range(len(kept))):  # last first: each variant keeps the next's prefix
                 text, removed = variant(request.reasoning, units, i, request.replacement)
-                out = self._respond(engine, fmt, run, text, cancel, session, forget_caches)
+                out = self._respond(engine, fmt, run, text, flags, session, forget_caches)
                 if out is None:
                     yield replace(result, stopped=True)
                     return
@@ -325,12 +328,15 @@ class Ablator:
                 yield result
             yield replace(result, finished=True)
         finally:
-            if self._cancels.get(session) is cancel:
+            if self._cancels.get(session) is flags:
                 del self._cancels[session]
 
-    def _respond(self, engine, fmt, run: RunRequest, reasoning: str, cancel, session: str,
+    def _respond(self, engine, fmt, run: RunRequest, reasoning: str, flags: list, session: str,
                  forget_caches: bool):
         """(response, Timing) of the special prompt on ``reasoning``; None when stopped."""
+        cancel = flags[1] = threading.Event()
+        if flags[0].is_set():
+            return None
         if forget_caches:
             engine.backend.forget_caches()
         prompt = render_prompt(fmt, "special", run.question, run.input, reasoning, chat=engine.backend.chat)
@@ -338,7 +344,7 @@ class Ablator:
         for text, timing in self.runner._stream(engine, prompt, run.settings, cancel,  # noqa: SLF001
                                                 fmt.response_stops, session):
             pass
-        if timing.ended_by == "stopped":
+        if flags[0].is_set():
             return None
         return text.strip(), timing
 

@@ -174,6 +174,13 @@ def test_sweep_measures_each_variant_exactly():
     assert "final answer changed by 2, identical response for 1" in states[-1].status
 
 
+def test_a_stop_string_ends_one_response_not_the_sweep():
+    ablator, backend = scripted("4|\n### |Instruction", "5|\n### |x", "6", "7")
+    result = list(ablator.sweep(request()))[-1]
+    assert result.finished and not result.stopped and result.done == 4
+    assert [r.response for r in result.rows] == ["4", "7", "6", "5"]
+
+
 def test_sweep_with_a_replacement_and_a_cap():
     ablator, backend = scripted("4", "5", "6")
     states = list(ablator.sweep(request(replacement="I am not sure.", cap=2)))
