@@ -148,6 +148,7 @@ def test_map_on_the_embedded_model(real_app, page):
     reasoning = ("Jack has 4 pears. He eats 5 of them. Eating 5 of 4 pears is impossible. "
                  "So the question has a false premise. The weather is nice today.")
     open_map(page, real_app.url, QUESTION, reasoning)
+    page.locator("#settings-accordion").get_by_text("Generation settings").first.click()
     page.locator("#max_new_tokens input[type=number]").fill("48")
     page.locator("#max_new_tokens input[type=number]").press("Enter")
     page.locator("#ablation-run").click()
