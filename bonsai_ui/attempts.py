@@ -40,6 +40,7 @@ class Attempt:
     model: str = ""
     backend: str = ""
     timings: dict = field(default_factory=dict)
+    ablation: dict = field(default_factory=dict)  # the ablation map of this reasoning (ablation.py)
     id: str = field(default_factory=_new_id)
     created: str = field(default_factory=_now)
     starred: bool = False

@@ -221,6 +221,12 @@ APP_OPTIONS: dict[str, Option] = {
     "temp_cleanup_every": Option("--temp-cleanup-every", "BONSAI_TEMP_CLEANUP_EVERY", 300,
                                  "seconds between sweeps of the temporary folder: a file is gone "
                                  "at most max-age + this after it was written", type=_seconds),
+    # 40: a reasoning of 2,000 tokens has ~60-100 sentences; each costs a response (max new
+    # tokens), ~2 s at 128 tokens on the embedded model on 2 CPU cores, so 40 is ~1.5 minutes.
+    "ablation_max_sentences": Option("--ablation-max-sentences", "BONSAI_ABLATION_MAX_SENTENCES", 40,
+                                     "the ablation map regenerates the response once per sentence "
+                                     "(or paragraph), for at most this many", type=int,
+                                     bounds=(1, 1000)),
     "auth": Option("--auth", "BONSAI_AUTH", "",
                    "user:password that the page and the API ask for (on a Space: a secret named "
                    "BONSAI_AUTH); empty = open to anyone who reaches the port", type=_credentials,
@@ -252,6 +258,7 @@ class AppSettings:
     max_upload: int = _size(DEFAULT_MAX_UPLOAD)
     temp_max_age: int = 3600
     temp_cleanup_every: int = 300
+    ablation_max_sentences: int = 40
     auth: str = field(default="", repr=False)
 
     @property

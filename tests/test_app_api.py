@@ -16,11 +16,13 @@ def client(real_app):
 
 def test_only_the_documented_endpoints_are_public(client):
     api = client.view_api(print_info=False, return_format="dict")
-    assert set(api["named_endpoints"]) == {"/generate", "/regenerate", "/fact_questions", "/rebut"}
+    assert set(api["named_endpoints"]) == {"/generate", "/regenerate", "/fact_questions", "/rebut",
+                                           "/ablate"}
     required = {name: [p["parameter_name"] for p in e["parameters"] if not p["parameter_has_default"]]
                 for name, e in api["named_endpoints"].items()}
     assert required == {"/generate": ["question"], "/regenerate": ["question"],
-                        "/fact_questions": ["answer"], "/rebut": ["question", "answer"]}
+                        "/fact_questions": ["answer"], "/rebut": ["question", "answer"],
+                        "/ablate": ["question"]}
     params = [p["parameter_name"] for p in api["named_endpoints"]["/generate"]["parameters"]]
     assert params == ["question", "input", "mode", "prompt_format", "reasoning", "max_new_tokens",
                       "temperature", "top_p", "top_k", "repetition_penalty", "seed"]

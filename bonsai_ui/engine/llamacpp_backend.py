@@ -61,6 +61,10 @@ class LlamaCppBackend:
     def count_tokens(self, prompt: str) -> int:
         return len(self.encode(prompt))
 
+    def forget_caches(self) -> None:
+        """Keep nothing of the context for the next prompt (benchmarks: a full re-encode)."""
+        self._prefilled = 0
+
     def _is_end(self, token: int) -> bool:
         return bool(self._lib.llama_vocab_is_eog(self.llm._model.vocab, token))  # noqa: SLF001
 

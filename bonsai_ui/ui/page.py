@@ -12,6 +12,7 @@ import os
 import gradio as gr
 
 from .. import hosting
+from .ablation_tab import build_ablation
 from ..runs import Runner
 from ..settings import AppSettings
 from .common import PRIVATE, LoadStatus, queue_guard
@@ -66,6 +67,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
                 build_examples(editor, settings.model)
                 guide.explanation = gr.Markdown(elem_id="demo-explanation")
                 bench = build_workbench(editor, settings.max_upload)
+                build_ablation(editor, bench, settings.ablation_max_sentences)
             with gr.Tab(t("tab_debate"), id="debate", elem_id="tab-debate"):
                 debate = build_debate(editor, runner, store, settings.max_upload)
         for event in editor.runs:

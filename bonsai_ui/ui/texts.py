@@ -83,6 +83,26 @@ TEXTS: dict[str, tuple[str, str]] = {
     "clear": ("Clear history…", "履歴を消去…"),
     "really_clear": ("Really clear all attempts?", "本当にすべて消去しますか？"),
     "cancel": ("Cancel", "キャンセル"),
+    "ablation": ("Ablation map: which sentence does the answer depend on?",
+                 "アブレーション: 回答はどの文に依存しているか"),
+    "ablation_help": ("One click regenerates the response once per sentence of the reasoning above, "
+                      "with that sentence removed (or replaced). The redder a sentence, the more the "
+                      "response changed without it; **bold**: the final answer changed. Click a "
+                      "sentence to see its response. The map is kept with its attempt (↩ reopens it).",
+                      "上の推論の文ごとに、その文を削除（または置き換え）して回答を再生成します。赤いほど、"
+                      "その文なしで回答が大きく変わりました。**太字**: 最終的な答えが変化。文をクリックすると"
+                      "その回答を表示します。結果は試行と一緒に保存されます（↩ で再表示）。"),
+    "abl_unit": ("Unit", "単位"),
+    "abl_sentence": ("sentence", "文"),
+    "abl_paragraph": ("paragraph", "段落"),
+    "abl_action": ("Each unit is", "各単位を"),
+    "abl_remove": ("removed", "削除"),
+    "abl_replace": ("replaced by the text below", "下の文に置き換え"),
+    "abl_preset": ("Replacement text", "置き換える文"),
+    "abl_replacement": ("Replace each unit by (e.g. your own negation)", "各単位を置き換える文（否定文など）"),
+    "abl_replacement_placeholder": ("Used when “replaced” is chosen", "「置き換え」を選んだときに使います"),
+    "abl_run": ("Ablate: regenerate without each sentence ▶", "アブレーション: 文ごとに除いて再生成 ▶"),
+    "abl_export": ("Export CSV / JSONL", "CSV・JSONLに書き出す"),
     "tab_editor": ("Editor ✎", "エディタ ✎"),
     "tab_debate": ("Debate ⚖", "討論 ⚖"),
     "debate_help": ("Two groups debate. Each round one side **answers** the question, the other side "
