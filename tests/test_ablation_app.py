@@ -134,6 +134,8 @@ def test_stop_keeps_finished_rows_and_reload_reopens_the_map(scripted_app, page)
     page.locator("#ablation").get_by_text("Ablation map").first.click()
     assert shading(page) == []
     calls = len(scripted_app.backend.prompts)
+    # the stored history reaches the page after it loads (as text the page parses): wait for it
+    page.wait_for_selector("#attempts [data-testid=cell-0-0]", timeout=TIMEOUT_MS)
     page.locator("#attempts [data-testid=cell-0-0]").click()  # ↩ restore
     expect_text(page, "#ablation-progress", "the map kept with this attempt")
     assert shading(page) == units

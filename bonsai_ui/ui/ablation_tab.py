@@ -21,7 +21,7 @@ from ..ablation import (Ablator, AblationRequest, Result, attempts_jsonl, export
 from ..diffing import Segment, diff_texts
 from ..runs import UserError
 from ..settings import GenerationSettings
-from ..workbench import RESTORE_COL, NUMBER_COL, has_japanese
+from ..workbench import NUMBER_COL, RESTORE_COL, has_japanese, stored_json
 from .common import MODEL_RUN, PRIVATE, checked_settings
 from .editor import Editor
 from .texts import t
@@ -162,7 +162,9 @@ class AblationMap:
         with self.bench.lock:
             history = held(history)
             history.add(attempt)
-            stored = history.to_data()
+            stored, warning = stored_json(history.to_data())  # the wire carries JSON text
+        if warning:
+            gr.Warning(warning)
         return {self.bench.history_wire: stored, self.held: {**holding, "recorded": True},
                 **self.bench.panel(history, question, input, show_all, a, b, shown, open_, newest=True)}
 
