@@ -113,10 +113,10 @@ def import_refused(name: str, error: Exception) -> str:
 
 
 def _checked(component: type) -> type:
-    """A slider/number whose server-side range check names the setting.
+    """A slider/number whose out-of-range API value reaches the run, which refuses it by name.
 
-    Gradio refuses an out-of-range API value before our function runs, but its message ("Value 9
-    is greater than maximum value 2") does not say which setting; this one does, in the same words
+    Gradio's own check refuses it before our function runs, but its message ("Value 9 is greater
+    than maximum value 2") does not say which setting; ``checked_settings`` does, in the same words
     as every other bound (``GenerationSettings.checked``).
     """
 
@@ -126,8 +126,12 @@ def _checked(component: type) -> type:
         def preprocess(self, payload):
             try:
                 GenerationSettings.checked(**{self.elem_id: payload})
-            except SettingsError as error:
-                raise gr.Error(str(error), title="Setting out of range / 設定値が範囲外") from None
+            except SettingsError:
+                # passed on as it came: the run refuses it, naming the setting (checked_settings).
+                # Raised here it would fail the queue join itself, since Gradio preprocesses the
+                # inputs for the queue guard (queue_guard) there: HTTP 400, and gradio_client
+                # then waits on the job for ever
+                return payload
             return super().preprocess(payload)
 
     # Gradio tells component classes apart by name and module (component_class_id): two classes
