@@ -22,7 +22,7 @@ from ..diffing import Segment, diff_texts
 from ..runs import UserError
 from ..settings import GenerationSettings
 from ..workbench import NUMBER_COL, RESTORE_COL, has_japanese, stored_json
-from .common import MODEL_RUN, PRIVATE, checked_settings
+from .common import PRIVATE, checked_settings
 from .editor import Editor
 from .texts import t
 from .workbench_tabs import Workbench, held
@@ -246,7 +246,8 @@ class AblationMap:
         shown = [self.progress, self.map, self.held, self.detail, self.picked]
         event = self.run_btn.click(
             self.run, [e.question, e.input, e.reasoning, e.prompt_format, self.unit, self.action,
-                       self.replacement, *e.settings], shown, api_visibility="private", **MODEL_RUN)
+                       self.replacement, *e.settings], shown, api_visibility="private",
+            **e.guarded_run)
         bench.stored(event.then(self.record, [bench.session, self.held, *bench.view_in[1:]],
                                 [bench.history_wire, self.held, *bench.view_out], **PRIVATE))
         self.stop_btn.click(self.stop, None, None, api_visibility="private", concurrency_limit=None,
@@ -256,7 +257,7 @@ class AblationMap:
         self.preset.input(self.use_preset, [self.preset, e.question], [self.replacement, self.action],
                           **PRIVATE)
         self.export_btn.click(self.export, self.held, self.files, **PRIVATE)
-        gr.api(self.ablate, api_name="ablate", **MODEL_RUN)
+        gr.api(self.ablate, api_name="ablate", **e.model_run)
 
 
 def build_ablation(editor: Editor, bench: Workbench, cap: int) -> AblationMap:
