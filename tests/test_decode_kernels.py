@@ -46,7 +46,7 @@ def test_the_fused_step_gives_the_logits_of_the_pytorch_step(name, dtype):
     model = random_model(CONFIGS[name]).to(dtype)
     fused = StaticDecoder(model, 512, use_graphs=False, fused=True)
     plain = StaticDecoder(model, 512, use_graphs=False, fused=False)
-    assert fused.fused and not plain.fused, fused.fused_note
+    assert fused.fused and not plain.fused, fused.fused_off
     ids, tokens = ids_of(250), ids_of(10, seed=2)  # crosses the 256-key window at step 7
     a, b = steps(fused, ids, tokens), steps(plain, ids, tokens)
     scale = b.abs().max()

@@ -171,7 +171,7 @@ def test_the_fused_step_matches_the_pytorch_step_and_repeats(unsloth_engine):
     ids = backend.encode(PROMPT)[:250]
     fused = StaticDecoder(backend.model, backend.context_length, use_graphs=False, fused=True)
     plain = StaticDecoder(backend.model, backend.context_length, use_graphs=False, fused=False)
-    assert fused.fused, fused.fused_note
+    assert fused.fused, fused.fused_off
     runs = []
     with torch.inference_mode():
         for decoder in (fused, plain, fused):

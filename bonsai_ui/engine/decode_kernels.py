@@ -27,18 +27,16 @@ On the CPU, ``TRITON_INTERPRET=1`` runs the same kernels (the tests).
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 import triton
 import triton.language as tl
 
+from .nf4_gemv import interpreting
+
 SEGMENT = 256  # keys a program of decode_attention reads: window 2,048 -> 8 pieces a head
 BLOCK_KEYS = 64  # keys a loop iteration of it reads
-
-
-def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+_TL = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}
 
 
 @functools.lru_cache(maxsize=None)
@@ -110,9 +108,6 @@ def _rope_cache_kernel(q_ptr, k_ptr, v_ptr, cos_ptr, sin_ptr, pos_ptr, q_out_ptr
         at = (kv * CAPACITY + pos) * D + d
         tl.store(keys_ptr + at, y.to(keys_ptr.dtype.element_ty))
         tl.store(values_ptr + at, tl.load(v_ptr + kv * D + d))
-
-
-_TL = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}
 
 
 def rope_and_cache(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cos: torch.Tensor,

@@ -169,8 +169,8 @@ class StaticDecoder:
         self.chunk_last = torch.zeros((1,), dtype=torch.long, device=self.device)
         # the one-token step through decode_kernels' Triton kernels (CUDA; tests: the interpreter)
         wanted = self.device.type == "cuda" if fused is None else fused
-        self.fused_note = fused_reason(self) if wanted else "off"
-        self.fused = self.fused_note is None
+        self.fused_off = fused_reason(self) if wanted else None  # why a wanted fused step can't run
+        self.fused = wanted and self.fused_off is None
         if self.fused:
             from .decode_kernels import AttentionScratch
 

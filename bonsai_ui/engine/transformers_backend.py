@@ -188,8 +188,7 @@ class TransformersBackend:
         decoder.cache.tokens = []
         self.decoder = decoder
         fused_note = "fused decode kernels" if decoder.fused else \
-            (f"decode kernels off ({decoder.fused_note})" if decode_kernels == "on" and
-             self.model.device.type == "cuda" else "")
+            (f"decode kernels off ({decoder.fused_off})" if decoder.fused_off else "")
         self.decoder_note = "static KV cache" + (" + CUDA graphs" if decoder.use_graphs else "") + \
             "".join(f"; {note}" for note in (fused_note, kernel_note) if note)
 
