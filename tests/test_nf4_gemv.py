@@ -59,22 +59,23 @@ def columns(w, k, dtype, cols):
 
 def test_bitsandbytes_stores_the_nf4_table_high_nibble_first():
     # byte 0x7F: high nibble 7 (0.0) is element 0, low nibble 15 (1.0) element 1
-    qs = quantize(1, 64, 64, False, torch.float32)[1]
+    qs = quantize(1, 64, 64, False, torch.bfloat16)[1]
     assert qs.code.tolist() == pytest.approx(NF4, abs=0)
     packed = torch.full((32, 1), 0x7F, dtype=torch.uint8)
     deq = BF.dequantize_4bit(packed, qs).view(-1)
-    assert deq[:4].tolist() == [0.0, qs.absmax[0].item(), 0.0, qs.absmax[0].item()]
+    top = qs.absmax[0].to(torch.bfloat16).item()
+    assert deq[:4].tolist() == [0.0, top, 0.0, top]
     w = from_quant_state(packed, qs)
-    assert columns(w, 64, torch.float32, [0, 1]).view(-1).tolist() == deq[:2].tolist()
+    assert columns(w, 64, torch.bfloat16, [0, 1]).view(-1).tolist() == deq[:2].tolist()
 
 
 CASES = [  # n, k, blocksize, nested, dtype, bias, config (None: the fixed rule, for the CPU)
     (64, 256, 64, True, torch.bfloat16, True, None),
     (40, 192, 64, False, torch.bfloat16, False, None),  # n not a multiple of block_n; k = 3 blocks
-    (33, 512, 32, True, torch.float16, True, Config(16, 128, 4)),
-    (16, 1024, 128, True, torch.float32, False, Config(8, 512, 4)),
-    (24, 768, 256, False, torch.bfloat16, True, Config(32, 256, 4)),
-    (130, 384, 64, True, torch.bfloat16, False, Config(64, 128, 4)),  # 780 absmax: 4 nested blocks
+    (33, 512, 32, True, torch.float16, True, Config(64, 128, 2)),  # split-K, fp16, one run a block
+    (24, 768, 64, False, torch.bfloat16, True, Config(64, 128, 3, prefetch=False)),
+    (130, 384, 64, True, torch.bfloat16, False, Config(64, 128, 1)),  # 780 absmax: 4 nested blocks
+    (72, 1024, 64, True, torch.bfloat16, True, Config(64, 256, 2)),  # two row tiles, each split
 ]
 
 
@@ -108,19 +109,66 @@ def test_a_second_run_is_bit_identical():
     assert torch.equal(nf4_gemv(x, w), nf4_gemv(x, w))
 
 
-RULE = [  # n, k, blocksize, sms -> block_n, block_k
-    (3584, 3584, 64, 132, 8, 512),  # 7B q/o: 448 programs
-    (18944, 3584, 64, 132, 16, 512),  # 7B gate/up
-    (512, 3584, 64, 132, 2, 512),  # 7B k/v: 256 programs
-    (5120, 27648, 64, 132, 16, 512),  # 32B down
-    (40, 192, 64, 132, 2, 64),  # K = 3 blocks: only the blocksize divides it
+RULE = [  # n, k, blocksize, sms -> block_k, split
+    (3584, 3584, 64, 132, 128, 14),  # 7B q/o: 56 row tiles x 14 = 784 programs, 2 K tiles each
+    (18944, 3584, 64, 132, 128, 2),  # 7B gate/up: 296 x 2
+    (512, 3584, 64, 132, 128, 14),  # 7B k/v: 8 x 14 (no more: 2 K tiles a program at least)
+    (3584, 18944, 64, 132, 128, 37),  # 7B down: 148 K tiles = 4 x 37
+    (5120, 27648, 64, 132, 128, 8),  # 32B down
+    (40, 192, 64, 132, 64, 1),  # K = 3 blocks: only the blocksize divides it, no split
 ]
 
 
-@pytest.mark.parametrize("n,k,blocksize,sms,block_n,block_k", RULE)
-def test_the_fixed_rule(n, k, blocksize, sms, block_n, block_k):
-    assert pick_config(n, k, blocksize, sms) == Config(block_n, block_k, 4, False)
-    assert pick_config(n, k, blocksize, sms, cvt_asm=True).cvt_asm
+@pytest.mark.parametrize("n,k,blocksize,sms,block_k,split", RULE)
+def test_the_fixed_rule(n, k, blocksize, sms, block_k, split):
+    assert pick_config(n, k, blocksize, sms) == Config(64, block_k, split)
+
+
+REFUSED = [  # blocksize, dtype, code tweak -> the reason names it
+    (128, torch.bfloat16, False, "blocksize 128"),
+    (64, torch.float32, False, "weight dtype torch.float32"),
+    (64, torch.bfloat16, True, "NF4 table differs"),
+]
+
+
+@pytest.mark.parametrize("blocksize,dtype,tweak,reason", REFUSED)
+def test_what_the_kernel_cannot_read_exactly_is_refused_with_the_reason(blocksize, dtype, tweak,
+                                                                        reason):
+    packed, qs = quantize(64, 512, blocksize, True, dtype)
+    if tweak:
+        qs.code = qs.code.clone()
+        qs.code[3] += 1e-3
+    assert reason in quant_state_reason(qs, packed)
+    with pytest.raises(ValueError, match="can't read"):
+        from_quant_state(packed, qs)
+
+
+def test_the_ptx_table_lookup_gives_dequantize_4bit_values_bit_for_bit():
+    """The kernel's two PTX texts (the block's table; 8 weights a word by byte permutes), run
+    instruction by instruction on the CPU (tests/ptx_emu.py), against bitsandbytes: every code
+    at every position of a word, absmax over 40 binades, bf16 and fp16."""
+    import numpy as np
+
+    import ptx_emu  # tests/ (pytest puts the test directory on the path)
+
+    from bonsai_ui.engine import nf4_gemv as K
+
+    rng = np.random.default_rng(0)
+    words = np.concatenate([np.array([sum(c << (4 * i) for i in range(8)) for c in range(16)],
+                                     dtype=np.uint64),  # every code at every nibble
+                            rng.integers(0, 2 ** 32, 4080, dtype=np.uint64)]).astype(np.uint32)
+    absmax = (2.0 ** rng.uniform(-30, 10, len(words))).astype(np.float32)
+    absmax[:3] = [0.0, 1.0, 65504.0]
+    code = torch.tensor(NF4, dtype=torch.float32)
+    nibbles = np.stack([(words >> (8 * j + s)) & 15 for j in range(4) for s in (4, 0)], 1)
+    for dtype, table_asm in ((torch.bfloat16, K.TABLE_BF16), (torch.float16, K.TABLE_F16)):
+        table = ptx_emu.run(table_asm.value, [absmax.view(np.uint32)], 8, words.shape)
+        pairs = ptx_emu.run(K.LUT.value, [words] + table, 4, words.shape)
+        got = np.stack([np.stack([p & 0xFFFF, p >> 16], 1) for p in pairs], 1).reshape(-1, 8)
+        # dequantize_4bit's formula (csrc kDequantizeBlockwise): dtype(code[q] * absmax)
+        want = (code[torch.from_numpy(nibbles.astype(np.int64))] * torch.from_numpy(absmax)[:, None])
+        want = want.to(dtype).view(torch.int16).numpy().astype(np.uint16)
+        assert np.array_equal(got.astype(np.uint16), want), dtype
 
 
 def linear4bit(k, n, bias=True, quant_type="nf4", dtype=torch.bfloat16, seed=0):

@@ -1,4 +1,5 @@
-"""The NF4 Triton gemv compiled for a real GPU (the CPU tests run it in Triton's interpreter).
+"""The NF4 kernel compiled for a real GPU: its PTX table lookup, tensor-core sums and split-K
+(the CPU tests run the same kernel in Triton's interpreter, the PTX in an emulator).
 
 Skipped where CUDA is absent; on the GPU machine: ``python3 -m pytest tests/test_nf4_gpu.py``.
 """
@@ -34,7 +35,8 @@ def test_the_compiled_kernel_reads_bitsandbytes_weights_exactly(n, k, has_bias, 
     w = from_quant_state(packed, qs)
     deq = BF.dequantize_4bit(packed, qs)
     cols = [0, 1, 63, 64, k // 2 + 1, k - 1]
-    configs = [cfg for cfg in (Config(16, 512, 4, False), Config(8, 256, 4, True)) if k % cfg.block_k == 0]
+    configs = [cfg for cfg in (Config(64, 256, 1), Config(64, 128, 2), Config(64, 256, 7, 4, 2))
+               if k % (cfg.block_k * cfg.split) == 0]
     for cfg in [None, *configs]:  # the fixed rule's pick, and the others that tile this K
         probe = torch.zeros(len(cols), k, device="cuda", dtype=torch.bfloat16)
         probe[torch.arange(len(cols)), torch.tensor(cols)] = 1
@@ -65,4 +67,7 @@ def test_nf4_linear_replays_in_a_cuda_graph():
             out = fast(x)
         x.copy_(torch.randn_like(x))
         graph.replay()
-        assert torch.equal(out, fast(x))
+        assert torch.equal(out, fast(x))  # split-K: the counters were reset by the replay
+        first = out.clone()
+        graph.replay()
+        assert torch.equal(out, first)

@@ -2,7 +2,10 @@
 
 Why: at batch 1 a 4-bit decode step is one pass over the weights, so its speed is the memory
 bandwidth a kernel reaches. bitsandbytes' ``gemv_4bit`` (one warp per output row, 128-thread
-blocks) held the app's 7B 4-bit decode at 13.9 % of an H200's ceiling (run of 2026-11-26).
+blocks) ran a 7B token's linears in 3.94 ms on an H100 (0.84 TB/s, 88 % of the step; session 4).
+To be memory-bound an H100 must spend at most ~4 instructions a weight (132 SMs x 4 issue slots x
+1.75 GHz over 3.35 TB/s at half a byte a weight); this project's first Triton gemv spent ~15
+(a float32 table lookup, a multiply and a rounding per weight) and lost to bitsandbytes.
 
 What it reads: exactly what ``Params4bit`` / ``QuantState`` hold -- packed uint8 (two 4-bit codes
 a byte, the HIGH nibble first: element 2j is ``byte >> 4``, element 2j+1 ``byte & 15``; csrc
@@ -10,28 +13,31 @@ kDequantizeBlockwise), one absmax per ``blocksize`` (32..256) consecutive elemen
 [out, in] weight, either float32 or, with double quantization, uint8 codes into ``state2.code``
 times ``state2.absmax[block // state2.blocksize]`` plus ``offset``. Nothing is re-quantized.
 
-How: each program owns ``BLOCK_N`` output rows and walks K in ``BLOCK_K`` tiles: one 16-byte
-load a thread of packed codes, the NF4 table looked up with ``tl.gather`` (shared memory, 16 words
-in 16 banks: no conflicts), the absmax of the tile's blocks, float32 accumulators.
+How (sm90 SASS compiled on the CPU: 4.3-4.6 instructions a weight in the loop):
+- per absmax block, a table of its 16 weights ``dtype(float32(code[j]) * float32(absmax))`` --
+  16 multiplies and 8 packed ``cvt.rn`` roundings, once per 32-256 weights -- kept as 4 registers
+  of low bytes and 4 of high bytes;
+- per 8 weights (one 32-bit word of codes), 12 byte permutes (PTX ``prmt``) look the 8 codes up
+  in that table (llama.cpp's IQ4_NL lookup, widened to two bytes) and 4 more pair them into
+  bf16x2 / f16x2 registers: the de-quantized weights, bit for bit ``dequantize_4bit``'s values
+  (``tests/test_nf4_gemv.py`` runs this PTX text on the CPU, instruction by instruction);
+- the products and their float32 sums on the tensor cores: ``tl.dot`` of a [64 rows, K tile]
+  weight tile with the input broadcast to 16 columns (column 0 is kept). Tensor-core sums are
+  exact products added in float32 in the instruction's fixed order; the result differs from a
+  float32 loop's by float32 roundings only.
+- split-K where a layer has too few 64-row tiles to fill the card: each of ``split`` programs of
+  a tile writes its partial sums to a workspace, and the program that finishes last (a counter,
+  atomically incremented) adds the ``split`` partials **in index order**, adds the bias, rounds
+  once to the output dtype and resets the counter. Which program adds does not change the sum:
+  a run repeats bit for bit.
 
-The de-quantized weight is bitsandbytes' ``dequantize_4bit`` value, bit for bit:
-``dtype(float32(code[q]) * float32(absmax))``, rounded once to the layer's dtype (bf16 for the
-seed's models), with the nested absmax ``float32(code2[a] * absmax2) + offset`` computed as two
-rounded float32 operations (no fused multiply-add: ``libdevice.mul_rn``). The rounding to bf16 is
-round-to-nearest-even, by PTX ``cvt.rn.bf16x2.f32`` on sm80+ or by integer operations (the
-interpreter's cast truncates); the GPU bench checks that both give the same output. The products
-with the input and their sum run in float32, in a fixed order: each program owns ``BLOCK_N`` whole
-output rows and walks K from left to right; there is no split-K and no atomic, so a run repeats
-bit for bit. (bitsandbytes' own batch-1 CUDA kernel rounds differently -- 0.50.1's
-kgemm_4bit_inference_naive multiplies a bf16 code by a bf16 absmax in bf16 -- so it is not
-bit-exact to its own de-quantization; the bench prints how far each is from a float32 product.)
+Block sizes and splits come from one fixed rule (:func:`pick_config`) of the layer's shape and the
+card's SM count -- no autotuning, so the same card always runs the same program. A call allocates
+only its output, never syncs with the host, and so can be captured in a CUDA graph once compiled
+(the static decoder's warm-up runs compile it; ``NF4Linear`` owns each layer's workspace).
 
-Block sizes come from one fixed rule (:func:`pick_config`) of the layer's shape and the card's
-SM count -- no autotuning, so the same card always runs the same program. A call allocates only
-its output (shape and dtype fixed by the input), never syncs with the host, and so can be captured
-in a CUDA graph once the kernel is compiled (the static decoder's warm-up runs compile it).
-
-On the CPU, ``TRITON_INTERPRET=1`` runs the same kernel in Triton's interpreter (the tests).
+On the CPU, ``TRITON_INTERPRET=1`` runs the same kernel in Triton's interpreter, with the table
+lookup written in Triton operations (the interpreter runs no PTX) -- the tests.
 """
 
 from __future__ import annotations
@@ -45,12 +51,63 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
-SUPPORTED_BLOCKSIZES = (32, 64, 128, 256)
-_TORCH_TO_KIND = {torch.bfloat16: 0, torch.float16: 1, torch.float32: 2}
-# Largest K tile, in weights: 512 weights = 256 bytes a row an iteration; with 16 rows a program
-# that is 4 KiB in flight per iteration, which with several programs an SM covers the ~600 ns
-# latency of HBM at 3.35-4.8 TB/s.
-MAX_BLOCK_K = 512
+SUPPORTED_BLOCKSIZES = (32, 64)  # a block: one or two runs of 32 weights (16-byte loads)
+# bitsandbytes' NF4 table (QLoRA appendix E), as float32 bits: the PTX multiplies by these
+# immediates, so a layer whose QuantState.code differs is refused (quant_state_reason)
+NF4_BITS = (0xBF800000, 0xBF3239B1, 0xBF066B30, 0xBECA32A0, 0xBE91A24D, 0xBE3D353F, 0xBDBA7871,
+            0x00000000, 0x3DA2FAFF, 0x3E24CAE3, 0x3E7C04DD, 0x3EAD033A, 0x3EE1A4B8, 0x3F1007AB,
+            0x3F3913B3, 0x3F800000)
+_TORCH_TO_KIND = {torch.bfloat16: 0, torch.float16: 1}
+BLOCK_N = 64  # rows a program: the smallest M of an sm90 warpgroup MMA (wgmma)
+MAX_BLOCK_K = 128  # K tile: 64 rows x 64 bytes = 4 KiB of codes a load, two loads in flight
+
+
+def _table_asm(cvt: str) -> str:
+    """PTX: $8 = absmax (f32) -> $0..$3 low bytes, $4..$7 high bytes of the 16 table entries."""
+    lines = ["{", ".reg .f32 t<16>;", ".reg .b32 r<8>;"]
+    lines += [f"mul.rn.f32 t{j}, $8, 0f{bits:08X};" for j, bits in enumerate(NF4_BITS)]
+    # cvt.rn.{bf16x2,f16x2}.f32 d, a, b puts a in the upper half: r_j = (entry 2j+1, entry 2j)
+    lines += [f"{cvt} r{j}, t{2 * j + 1}, t{2 * j};" for j in range(8)]
+    for j in range(4):  # r(2j), r(2j+1) hold entries 4j..4j+3 as [L, H, L, H, L, H, L, H]
+        lines += [f"prmt.b32 ${j}, r{2 * j}, r{2 * j + 1}, 0x6420;",
+                  f"prmt.b32 ${4 + j}, r{2 * j}, r{2 * j + 1}, 0x7531;"]
+    return "\n".join(lines + ["}"])
+
+
+TABLE_BF16 = tl.constexpr(_table_asm("cvt.rn.bf16x2.f32"))
+TABLE_F16 = tl.constexpr(_table_asm("cvt.rn.f16x2.f32"))
+TABLE_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 8 + ["r"]))
+# PTX: $4 = 8 codes (bytes b0..b3, element 2j = high nibble of b_j), $5..$8 the table's low bytes,
+# $9..$12 its high bytes -> $0..$3 = the weight pairs (e0,e1) (e2,e3) (e4,e5) (e6,e7). prmt picks
+# 4 bytes of 8 by the low 3 bits of each selector nibble (bit 3 would replicate the sign: masked
+# off); so each nibble is looked up in entries 0-7 and 8-15 and a third prmt keeps one by its
+# bit 3. Nibble order in the word is (e1, e0, e3, e2, ...): the last 4 prmts undo it.
+LUT = tl.constexpr("""{
+.reg .b32 i0, i1, s0, s1, la, lb, ha, hb, l0, h0, l1, h1;
+and.b32 i0, $4, 0x77777777;
+shr.u32 s0, $4, 1;
+and.b32 s0, s0, 0x44444444;
+or.b32 s0, s0, 0x32103210;
+shr.u32 i1, i0, 16;
+shr.u32 s1, s0, 16;
+prmt.b32 la, $5, $6, i0;
+prmt.b32 lb, $7, $8, i0;
+prmt.b32 l0, la, lb, s0;
+prmt.b32 ha, $9, $10, i0;
+prmt.b32 hb, $11, $12, i0;
+prmt.b32 h0, ha, hb, s0;
+prmt.b32 la, $5, $6, i1;
+prmt.b32 lb, $7, $8, i1;
+prmt.b32 l1, la, lb, s1;
+prmt.b32 ha, $9, $10, i1;
+prmt.b32 hb, $11, $12, i1;
+prmt.b32 h1, ha, hb, s1;
+prmt.b32 $0, l0, h0, 0x4051;
+prmt.b32 $1, l0, h0, 0x6273;
+prmt.b32 $2, l1, h1, 0x4051;
+prmt.b32 $3, l1, h1, 0x6273;
+}""")
+LUT_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 4 + ["r"] * 9))
 
 
 def interpreting() -> bool:
@@ -78,6 +135,11 @@ class NF4Weight:
         return self.absmax2 is not None
 
     @property
+    def words(self) -> torch.Tensor:
+        """The packed codes as int32 words, 8 codes a word (the kernel loads 4 words at once)."""
+        return self.packed.view(torch.int32)
+
+    @property
     def nbytes(self) -> int:
         """Bytes one product reads from the weights (packed codes and absmax, both levels)."""
         total = self.packed.numel() + self.absmax.numel() * self.absmax.element_size()
@@ -102,11 +164,14 @@ def quant_state_reason(qs, weight: torch.Tensor) -> str | None:
     if k % qs.blocksize:
         return f"in_features {k} is not a multiple of the blocksize {qs.blocksize}"
     if qs.dtype not in _TORCH_TO_KIND:
-        return f"weight dtype {qs.dtype}"
+        return f"weight dtype {qs.dtype} (the kernel's tensor-core sums take bf16 or fp16)"
     if weight.numel() * weight.element_size() != n * k // 2 or not weight.is_contiguous():
         return "packed weight is not n*k/2 contiguous bytes"
     if qs.code is None or qs.code.numel() != 16:
         return "no 16-entry NF4 code table"
+    bits = qs.code.detach().float().cpu().view(torch.int32).tolist()
+    if [b & 0xFFFFFFFF for b in bits] != list(NF4_BITS):
+        return "its NF4 table differs from bitsandbytes' standard one (the kernel has it built in)"
     if qs.nested:
         s2 = qs.state2
         if s2.blocksize & (s2.blocksize - 1) or s2.code.numel() != 256:
@@ -141,111 +206,219 @@ def from_quant_state(weight: torch.Tensor, qs) -> NF4Weight:
 class Config:
     block_n: int
     block_k: int
-    num_warps: int
-    cvt_asm: bool = False  # round to bf16 with PTX cvt.rn.bf16x2 instead of integer operations
+    split: int = 1  # programs a 64-row tile's K is split over (partials added in index order)
+    num_warps: int = 4
+    num_stages: int = 1
+    prefetch: bool = True  # the next K tile's loads issued before the current tile's work
 
 
 @functools.lru_cache(maxsize=None)
-def _gpu(device_index: int) -> tuple[int, int]:
-    props = torch.cuda.get_device_properties(device_index)
-    return props.multi_processor_count, props.major
+def _sms(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def pick_config(n: int, k: int, blocksize: int, sms: int, cvt_asm: bool = False) -> Config:
-    """The one fixed rule: the widest K tile (<= 512) that divides K, then the most rows a program
-    (<= 16) that still gives every SM at least two programs; never fewer than 2 rows. ``cvt_asm``
-    where the GPU has cvt.rn.bf16x2 (sm80+): 10.8 instead of 13.3 instructions a weight in the
-    loop (sm90 SASS of the 7B q_proj tile, compiled on the CPU)."""
+def pick_config(n: int, k: int, blocksize: int, sms: int) -> Config:
+    """The one fixed rule: the widest K tile (<= 128) that divides K; then the fewest splits of K
+    (a divisor of the tile count) that give the card four programs an SM, keeping two K tiles a
+    program at least. Why: the kernel waits on memory, so programs in flight set its speed (H200,
+    session 5: 32B down_proj 232 us in 80 programs, 67 us in 640). 7B on 132 SMs: q/o 784
+    programs (split 14), k/v 112 (14), gate/up 592 (2), down 2,072 (37)."""
     block_k = blocksize
     while block_k * 2 <= MAX_BLOCK_K and k % (block_k * 2) == 0:
         block_k *= 2
-    block_n = 16
-    while block_n > 2 and -(-n // block_n) < 2 * sms:
-        block_n //= 2
-    return Config(block_n, block_k, 4, cvt_asm)
+    tiles, iters = -(-n // BLOCK_N), k // block_k
+    splits = [d for d in range(1, iters + 1) if iters % d == 0 and (iters // d >= 2 or d == 1)]
+    split = next((d for d in splits if tiles * d >= 4 * sms), splits[-1])
+    return Config(BLOCK_N, block_k, split)
+
+
+class Workspace:
+    """A layer's split-K partial sums and per-tile counters (zero between calls: the last program
+    of a tile resets its counter). Only one call at a time may use it: the decoder's one stream."""
+
+    def __init__(self, n: int, config: Config, device):
+        tiles = -(-n // config.block_n)
+        self.partial = torch.empty(config.split * n, dtype=torch.float32, device=device)
+        self.counts = torch.zeros(tiles, dtype=torch.int32, device=device)
+        self.config = config
+
+
+@triton.jit
+def _bits_to(pr, W_KIND: tl.constexpr):
+    if W_KIND == 0:
+        w = pr.to(tl.uint16).to(tl.bfloat16, bitcast=True)
+    else:
+        w = pr.to(tl.uint16).to(tl.float16, bitcast=True)
+    return w
+
+
+@triton.jit
+def _tile_weights(words, a, code_ptr, W_KIND: tl.constexpr, INTERPRET: tl.constexpr):
+    """[BLOCK_N, NB, 4, RUNS] words of codes and their blocks' absmax, broadcast alike -> the
+    [BLOCK_N, NB, 4, RUNS, 8] weights (8 a word)."""
+    if INTERPRET:  # the same values in Triton operations: the interpreter runs no PTX
+        e = tl.arange(0, 8)
+        shift = 8 * (e // 2) + 4 * (1 - e % 2)  # element 2j: the high nibble of byte j
+        q = (words.to(tl.uint32, bitcast=True)[:, :, :, :, None] >> shift) & 15
+        code = tl.load(code_ptr + tl.arange(0, 16))
+        c = tl.reshape(tl.gather(code, tl.reshape(q.to(tl.int32), [q.numel]), 0), q.shape)
+        w = c * a[:, :, :, :, None]
+        # the rounded values, held in float32 (the interpreter's bf16 casts truncate and its
+        # bf16 dot is not exact): the dot below then runs in float32 on the same values
+        if W_KIND == 0:  # round to nearest even in integers
+            b = w.to(tl.uint32, bitcast=True)
+            w = ((b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000).to(tl.float32, bitcast=True)
+        else:
+            w = w.to(tl.float16).to(tl.float32)
+    else:
+        w = tl.reshape(_lookup(words, a, W_KIND), [words.shape[0], words.shape[1], 4,
+                                                     words.shape[3], 8])
+    return w
+
+
+@triton.jit
+def _lookup(words, a, W_KIND: tl.constexpr):
+    """The PTX path: the block's table, then 8 weights a word by byte permutes -> [..., 8]."""
+    if W_KIND == 0:
+        t = tl.inline_asm_elementwise(TABLE_BF16, TABLE_CONSTRAINTS, [a], dtype=(tl.int32,) * 8,
+                                      is_pure=True, pack=1)
+    else:
+        t = tl.inline_asm_elementwise(TABLE_F16, TABLE_CONSTRAINTS, [a], dtype=(tl.int32,) * 8,
+                                      is_pure=True, pack=1)
+    p0, p1, p2, p3 = tl.inline_asm_elementwise(
+        LUT, LUT_CONSTRAINTS, [words, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]],
+        dtype=(tl.int32,) * 4, is_pure=True, pack=1)
+    pr = tl.join(tl.join(p0, p2), tl.join(p1, p3)).to(tl.uint32, bitcast=True)  # p0 p1 p2 p3
+    return tl.join(_bits_to(pr, W_KIND), _bits_to(pr >> 16, W_KIND))  # e0 .. e7
+
+
+@triton.jit
+def _load_tile(w_ptrs, absmax_ptr, absmax2_ptr, blocks, NESTED: tl.constexpr,
+               BLOCKSIZE2: tl.constexpr, RUNS: tl.constexpr, INTERPRET: tl.constexpr):
+    """A K tile's loads: codes [NB, BLOCK_N, 4, RUNS]; the absmax code byte (nested) or the
+    absmax itself, and the nested scale, [NB, BLOCK_N, 1]. No arithmetic on them: their use
+    waits for them, not the issue."""
+    words = tl.load(w_ptrs, eviction_policy="evict_first")
+    if RUNS == 2:  # the runs side by side, so a register's two weights stay neighbours in K
+        words = tl.join(words, tl.load(w_ptrs + 4, eviction_policy="evict_first"))
+    else:
+        words = words[:, :, :, None]
+    if NESTED:
+        if INTERPRET:
+            q = tl.load(absmax_ptr + blocks).to(tl.int32)
+        else:  # a byte load the compiler can't vectorize: tl.load's 4-byte vector (the 4
+            # blocks of a row) made it give whole rows to threads, the weights' layout too,
+            # and cost 2 instructions a weight in 16-bit shared-memory stores (sm90 SASS)
+            q = tl.inline_asm_elementwise("ld.global.nc.u8 $0, [$1];", "=r,l",
+                                          [absmax_ptr + blocks], dtype=tl.int32,
+                                          is_pure=True, pack=1)
+        a2 = tl.load(absmax2_ptr + blocks // BLOCKSIZE2)
+    else:
+        q = tl.load(absmax_ptr + blocks)
+        a2 = q
+    return words, q, a2
+
+
+@triton.jit
+def _rounded(total, W_KIND: tl.constexpr, INTERPRET: tl.constexpr):
+    """float32 sums -> the output dtype, to nearest even (the interpreter's bf16 cast truncates:
+    there the rounding is done in integers)."""
+    if W_KIND == 0:
+        if INTERPRET:
+            b = total.to(tl.uint32, bitcast=True)
+            total = ((b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000).to(tl.float32, bitcast=True)
+        out = total.to(tl.bfloat16)
+    else:
+        out = total.to(tl.float16)
+    return out
 
 
 def _nf4_gemv_kernel(x_ptr, w_ptr, absmax_ptr, absmax2_ptr, code2_ptr, offset_ptr, code_ptr,
-                    bias_ptr, out_ptr, N, K: tl.constexpr,
-                    BLOCKSIZE: tl.constexpr, NESTED: tl.constexpr, BLOCKSIZE2: tl.constexpr,
-                    W_KIND: tl.constexpr, HAS_BIAS: tl.constexpr,
-                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, CVT_ASM: tl.constexpr,
-                    INTERPRET: tl.constexpr):
-    NB: tl.constexpr = BLOCK_K // BLOCKSIZE  # absmax blocks per row per iteration
-    HB: tl.constexpr = BLOCKSIZE // 2  # bytes per absmax block
-    pid = tl.program_id(0)
-    rows = pid * BLOCK_N + tl.arange(0, BLOCK_N)
-    rows_safe = tl.where(rows < N, rows, 0).to(tl.int64)  # loads need no mask; store has one
-    nb = tl.arange(0, NB)
-    hb = tl.arange(0, HB)
-    # [BLOCK_N, NB, HB] byte addresses of the first K tile; the tile moves BLOCK_K // 2 bytes
-    w_ptrs = (w_ptr + rows_safe[:, None, None] * (K // 2)
-              + (nb[None, :, None] * HB + hb[None, None, :]))
-    blocks = rows_safe[:, None] * (K // BLOCKSIZE) + nb[None, :]  # [BLOCK_N, NB]
-    # x as (even, odd) pairs: element 2j meets the high nibble of byte j
-    x_ptrs = x_ptr + (nb[:, None, None] * BLOCKSIZE + hb[None, :, None] * 2
-                      + tl.arange(0, 2)[None, None, :])
+                     bias_ptr, out_ptr, part_ptr, count_ptr, N, K: tl.constexpr,
+                     BLOCKSIZE: tl.constexpr, NESTED: tl.constexpr, BLOCKSIZE2: tl.constexpr,
+                     W_KIND: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr,
+                     BLOCK_K: tl.constexpr, SPLIT: tl.constexpr, PREFETCH: tl.constexpr,
+                     INTERPRET: tl.constexpr):
+    NB: tl.constexpr = BLOCK_K // BLOCKSIZE  # absmax blocks a row a K tile
+    ITERS: tl.constexpr = K // BLOCK_K // SPLIT  # K tiles this program adds
+    tile = tl.program_id(0)
+    part = tl.program_id(1)
+    rows = tile * BLOCK_N + tl.arange(0, BLOCK_N)
+    rows_safe = tl.where(rows < N, rows, 0)  # loads need no mask; stores have one (int32: N*K/8 < 2**31)
+    # a block's words as RUNS runs of 4 (one 16-byte load each), loaded apart and alike: Triton
+    # then gives one thread every run of a block, so it builds the block's table once (the PTX
+    # is pure: the compiler merges the copies). Loaded as one [BLOCK_N, NB, 8] tensor, a block's
+    # words went to 2-8 threads, each building the table (sm90 SASS: 6.0 instead of 4.4 a weight)
+    RUNS: tl.constexpr = BLOCKSIZE // 32
+    # pointers [NB, BLOCK_N, 4], permuted to [BLOCK_N, NB, 4] once loaded: Triton orders the
+    # load's threads by the pointer dims, and with rows first it stored the weight tile to shared
+    # memory 2 bytes at a time for the tensor cores (sm90 SASS: 1 instruction a weight more)
+    rr = rows_safe[None, :, None]
+    nb = tl.arange(0, NB)[:, None, None]
+    k0 = part * (ITERS * BLOCK_K)
+    w_ptrs = w_ptr + rr * (K // 8) + k0 // 8 + nb * (BLOCKSIZE // 8) + tl.arange(0, 4)[None, None, :]
+    blocks = rr * (K // BLOCKSIZE) + k0 // BLOCKSIZE + nb  # [NB, BLOCK_N, 1]
+    # the tile's K order is (block, word, run, element): the input is read in that order
+    kx = (tl.arange(0, NB)[:, None, None, None] * BLOCKSIZE + tl.arange(0, 4)[None, :, None, None] * 8
+          + tl.arange(0, RUNS)[None, None, :, None] * 32 + tl.arange(0, 8)[None, None, None, :])
+    x_ptrs = x_ptr + k0 + tl.reshape(kx, [BLOCK_K])
     if NESTED:
         offset = tl.load(offset_ptr)
-    acc = tl.zeros([BLOCK_N, NB, HB], dtype=tl.float32)
-    code = tl.load(code_ptr + tl.arange(0, 16))
-    # K is a compile-time constant (a model has two: hidden and intermediate sizes): a fixed
-    # trip count, and Triton 3.6's interpreter can't loop to a run-time bound under numpy 2.4
-    for _ in range(0, K // BLOCK_K):  # K % BLOCK_K == 0 (nf4_gemv checks)
-        packed = tl.load(w_ptrs, eviction_policy="evict_first")
-        # the table from shared memory (tl.gather) rather than a global load a lookup with its
-        # 64-bit address: 13 % fewer sm90 SASS instructions (compiled on the CPU, 2 K tiles)
-        SZ: tl.constexpr = BLOCK_N * NB * HB
-        c_hi = tl.reshape(tl.gather(code, tl.reshape((packed >> 4).to(tl.int32), [SZ]), 0),
-                          [BLOCK_N, NB, HB])
-        c_lo = tl.reshape(tl.gather(code, tl.reshape((packed & 15).to(tl.int32), [SZ]), 0),
-                          [BLOCK_N, NB, HB])
+    acc = tl.zeros([BLOCK_N, 16], dtype=tl.float32)
+    # the loads of the first K tile; each iteration then issues the next tile's loads before it
+    # works on the current one (PREFETCH): two tiles in flight a program, as the bench showed the
+    # kernel waiting on memory, not on instructions (more programs at once ran it faster)
+    words_n, q_n, a2_n = _load_tile(w_ptrs, absmax_ptr, absmax2_ptr, blocks, NESTED, BLOCKSIZE2,
+                                    RUNS, INTERPRET)
+    for i in range(0, ITERS):  # a compile-time trip count (the interpreter needs one)
+        words, q, a2 = words_n, q_n, a2_n
+        if PREFETCH:
+            step = 1 - (i + 1) // ITERS  # 1, and 0 in the last iteration: it reloads its own tile
+            words_n, q_n, a2_n = _load_tile(w_ptrs + step * (BLOCK_K // 8), absmax_ptr,
+                                            absmax2_ptr, blocks + step * NB, NESTED, BLOCKSIZE2,
+                                            RUNS, INTERPRET)
         if NESTED:
-            q = tl.load(absmax_ptr + blocks).to(tl.int32)
             c2 = tl.load(code2_ptr + q)
-            a2 = tl.load(absmax2_ptr + blocks // BLOCKSIZE2)
             if INTERPRET:  # numpy rounds every operation on its own
                 a = c2 * a2
-            else:  # __nv_fmul_rn: an explicit rounding mode, never fused with the + offset below
-                a = libdevice.mul_rn(c2, a2)  # (an FMA would round once, bitsandbytes twice)
+            else:  # __nv_fmul_rn: never fused with the + offset (bitsandbytes rounds twice)
+                a = libdevice.mul_rn(c2, a2)
             a = a + offset
         else:
-            a = tl.load(absmax_ptr + blocks)
-        w_hi = c_hi * a[:, :, None]
-        w_lo = c_lo * a[:, :, None]
-        if W_KIND == 0 and CVT_ASM and not INTERPRET:
-            # one packed cvt.rn.bf16x2.f32 (round to nearest even) for two weights, then each
-            # half moved back to the top of a float32: 3 instructions a pair
-            w_hi, w_lo = tl.inline_asm_elementwise(
-                "{ .reg .b32 t; cvt.rn.bf16x2.f32 t, $2, $3; and.b32 $0, t, 0xffff0000; "
-                "shl.b32 $1, t, 16; }",
-                "=r,=r,r,r", [w_hi, w_lo], dtype=(tl.float32, tl.float32), is_pure=True, pack=1)
-        elif W_KIND == 0:
-            # round to bf16, nearest even, staying in float32: integer ops at full rate where a
-            # cvt to bf16 and back is a quarter-rate F2F plus an unpack (and Triton's interpreter
-            # truncates that cast). Exact for finite values, which absmax * code always is.
-            b_hi = w_hi.to(tl.uint32, bitcast=True)
-            b_lo = w_lo.to(tl.uint32, bitcast=True)
-            b_hi = (b_hi + 0x7FFF + ((b_hi >> 16) & 1)) & 0xFFFF0000
-            b_lo = (b_lo + 0x7FFF + ((b_lo >> 16) & 1)) & 0xFFFF0000
-            w_hi = b_hi.to(tl.float32, bitcast=True)
-            w_lo = b_lo.to(tl.float32, bitcast=True)
-        elif W_KIND == 1:
-            w_hi = w_hi.to(tl.float16).to(tl.float32)
-            w_lo = w_lo.to(tl.float16).to(tl.float32)
-        x_hi, x_lo = tl.split(tl.load(x_ptrs).to(tl.float32))
-        acc += w_hi * x_hi[None, :, :]  # two fused multiply-adds, in this order
-        acc += w_lo * x_lo[None, :, :]
-        w_ptrs += BLOCK_K // 2
-        x_ptrs += BLOCK_K
+            a = q
+        words = tl.permute(words, (1, 0, 2, 3))
+        a = tl.broadcast_to(tl.permute(a, (1, 0, 2))[:, :, :, None], words.shape)
+        w = tl.reshape(_tile_weights(words, a, code_ptr, W_KIND, INTERPRET), [BLOCK_N, BLOCK_K])
+        x = tl.load(x_ptrs)
+        if INTERPRET:
+            x = x.to(tl.float32)
+        acc = tl.dot(w, tl.broadcast_to(x[:, None], [BLOCK_K, 16]), acc)
+        w_ptrs += BLOCK_K // 8
         blocks += NB
-    out = tl.sum(tl.sum(acc, axis=2), axis=1)
-    if HAS_BIAS:
-        out += tl.load(bias_ptr + rows_safe).to(tl.float32)
-    if INTERPRET and W_KIND == 0:  # round to nearest even here too (see above)
-        bits = out.to(tl.uint32, bitcast=True)
-        out = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).to(tl.float32, bitcast=True)
-    tl.store(out_ptr + rows, out.to(out_ptr.dtype.element_ty), mask=rows < N)
+        x_ptrs += BLOCK_K
+        if not PREFETCH:
+            words_n, q_n, a2_n = _load_tile(w_ptrs, absmax_ptr, absmax2_ptr, blocks, NESTED,
+                                            BLOCKSIZE2, RUNS, INTERPRET)
+    col0 = (tl.arange(0, 16) == 0)[None, :]
+    total = tl.sum(tl.where(col0, acc, 0.0), axis=1)  # every column holds the same sums
+    if SPLIT > 1:
+        tl.store(part_ptr + part * N + rows, total, mask=rows < N)
+        tl.debug_barrier()  # every thread's partials written before the count says so
+        done = tl.atomic_add(count_ptr + tile, 1, sem="acq_rel", scope="gpu")
+        if done == SPLIT - 1:  # the last of the tile's programs: add the partials in order
+            tl.debug_barrier()
+            total = tl.load(part_ptr + rows, mask=rows < N, other=0.0, cache_modifier=".cg")
+            for s in tl.static_range(1, SPLIT):
+                total += tl.load(part_ptr + s * N + rows, mask=rows < N, other=0.0,
+                                 cache_modifier=".cg")
+            if HAS_BIAS:
+                total += tl.load(bias_ptr + rows_safe).to(tl.float32)
+            tl.store(out_ptr + rows, _rounded(total, W_KIND, INTERPRET), mask=rows < N)
+            tl.atomic_xchg(count_ptr + tile, 0, sem="relaxed", scope="gpu")  # ready for the next call
+    else:
+        if HAS_BIAS:
+            total += tl.load(bias_ptr + rows_safe).to(tl.float32)
+        tl.store(out_ptr + rows, _rounded(total, W_KIND, INTERPRET), mask=rows < N)
 
 
 @functools.lru_cache(maxsize=None)
@@ -255,36 +428,42 @@ def _kernel(interpret: bool):
 
 
 def nf4_gemv(x: torch.Tensor, w: NF4Weight, bias: torch.Tensor | None = None,
-             config: Config | None = None) -> torch.Tensor:
+             config: Config | None = None, workspace: Workspace | None = None) -> torch.Tensor:
     """``x @ dequantize_4bit(W).T + bias`` for one row of input (any leading shape of size 1).
 
-    The output has ``x``'s dtype. ``config`` overrides the fixed rule (benchmarks only).
+    The output has ``x``'s dtype. ``config`` overrides the fixed rule (benchmarks only). A split
+    config needs a :class:`Workspace` of that config; without one a call makes its own (a zeroed
+    allocation: fine eagerly, not inside a CUDA graph -- ``NF4Linear`` keeps one a layer).
     """
     if x.numel() != x.shape[-1] or x.shape[-1] != w.k:
         raise ValueError(f"nf4_gemv takes one row of {w.k} inputs, got shape {tuple(x.shape)}")
     if config is None:
-        # the interpreter pays per operation, not per element: few, large programs there
-        sms, major = _gpu(x.device.index or 0) if x.device.type == "cuda" else (1, 0)
-        config = pick_config(w.n, w.k, w.blocksize, sms, cvt_asm=major >= 8)
-    if w.k % config.block_k or config.block_k % w.blocksize:
-        raise ValueError(f"block_k {config.block_k} must divide K {w.k} and be a multiple of "
-                         f"the blocksize {w.blocksize}")
+        config = workspace.config if workspace is not None else pick_config(
+            w.n, w.k, w.blocksize, _sms(x.device.index or 0) if x.device.type == "cuda" else 1)
+    if w.k % (config.block_k * config.split) or config.block_k % w.blocksize:
+        raise ValueError(f"block_k {config.block_k} x split {config.split} must divide K {w.k} "
+                         f"and block_k be a multiple of the blocksize {w.blocksize}")
     if x.dtype != w.dtype:
         # dequantize_4bit rounds to QuantState.dtype, bitsandbytes 0.50's matmul path straight to
         # the input's: they agree only when the two are the same
         raise ValueError(f"input in {x.dtype}, weights quantized from {w.dtype}")
+    if config.split > 1 and (workspace is None or workspace.config != config):
+        workspace = Workspace(w.n, config, x.device)
     x = x.contiguous()
     out = torch.empty((*x.shape[:-1], w.n), dtype=x.dtype, device=x.device)
     dummy = w.absmax  # any tensor: the constexpr branches never read unused pointers
-    grid = (-(-w.n // config.block_n),)
+    grid = (-(-w.n // config.block_n), config.split)
     interpret = interpreting()
     _kernel(interpret)[grid](
-        x, w.packed, w.absmax,
+        x, w.words, w.absmax,
         w.absmax2 if w.nested else dummy, w.code2 if w.nested else dummy,
         w.offset if w.nested else dummy, w.code,
-        bias if bias is not None else dummy, out, w.n, w.k,
+        bias if bias is not None else dummy, out,
+        workspace.partial if config.split > 1 else dummy,
+        workspace.counts if config.split > 1 else dummy, w.n, w.k,
         BLOCKSIZE=w.blocksize, NESTED=w.nested, BLOCKSIZE2=w.blocksize2 or 1,
-        W_KIND=_TORCH_TO_KIND[w.dtype], HAS_BIAS=bias is not None,
-        BLOCK_N=config.block_n, BLOCK_K=config.block_k, CVT_ASM=config.cvt_asm, INTERPRET=interpret,
-        num_warps=config.num_warps)
+        W_KIND=_TORCH_TO_KIND[w.dtype], HAS_BIAS=bias is not None, BLOCK_N=config.block_n,
+        BLOCK_K=config.block_k, SPLIT=config.split, PREFETCH=config.prefetch,
+        INTERPRET=interpret,
+        num_warps=config.num_warps, num_stages=config.num_stages)
     return out

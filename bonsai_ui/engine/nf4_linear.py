@@ -22,7 +22,8 @@ from collections import Counter
 import torch
 from torch import nn
 
-from .nf4_gemv import from_quant_state, interpreting, nf4_gemv, quant_state_reason
+from .nf4_gemv import (Workspace, from_quant_state, interpreting, nf4_gemv, pick_config,
+                       quant_state_reason)
 
 
 def is_linear4bit(module: nn.Module) -> bool:
@@ -53,6 +54,7 @@ class NF4Linear(nn.Module):
         self.in_features = base_layer.in_features
         self.out_features = base_layer.out_features
         self._weight = from_quant_state(base_layer.weight, base_layer.weight.quant_state)
+        self._workspace: Workspace | None = None  # made on the first call (a warm-up, not a capture)
 
     @property
     def weight(self):  # code that inspects proj.weight (PEFT, Unsloth) sees the Params4bit
@@ -83,7 +85,17 @@ class NF4Linear(nn.Module):
         bias = base.bias
         if bias is not None and bias.dtype != compute:
             bias = bias.to(compute)
-        return nf4_gemv(x.to(compute), self._weight, bias).to(x.dtype)
+        return nf4_gemv(x.to(compute), self._weight, bias,
+                        workspace=self._workspace_on(x.device)).to(x.dtype)
+
+    def _workspace_on(self, device: torch.device) -> Workspace:
+        ws = self._workspace
+        if ws is None or ws.counts.device != device:
+            w = self._weight
+            sms = torch.cuda.get_device_properties(device).multi_processor_count \
+                if device.type == "cuda" else 1
+            ws = self._workspace = Workspace(w.n, pick_config(w.n, w.k, w.blocksize, sms), device)
+        return ws
 
     def extra_repr(self) -> str:
         w = self._weight

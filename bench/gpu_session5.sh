@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# GPU runs of session 5 (issue 11: the PTX table-lookup NF4 kernel), every log and JSON under $OUT.
+#   bash bench/gpu_session5.sh call1   # kernel tests, per-shape bench (7B, 32B), 7B decode on/off,
+#                                      # 7B repeats with the kernel, step profile
+#   bash bench/gpu_session5.sh call2   # the same after the rule change and the prefetch, 7B repeats
+#   bash bench/gpu_session5.sh call3   # 32B end to end with the kernel on and off
+# Needs the carried .whl and .gpu_assets (bench/prepare_gpu_assets.sh).
+source "$(dirname "$0")/gpu_env.sh"
+T0=$(date +%s)
+say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
+build32() { [ -f /tmp/qwen2.5-32b-nf4/config.json ] || timeout 200 python3 bench/make_random_model.py --shape qwen2.5-32b \
+    --quantize nf4 --tokenizer .gpu_assets/smollm2-tokenizer --out /tmp/qwen2.5-32b-nf4 > "$OUT/build-32b.log" 2>&1 \
+    || { say "build 32b failed"; tail -5 "$OUT/build-32b.log"; }; }
+B7="python3 bench/bench.py --config unsloth-4bit --model /tmp/qwen2.5-7b --label qwen2.5-7b --prompt-tokens 1271"
+case "$1" in
+call1)
+    timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_nf4_gpu.py > "$OUT/nf4_gpu_tests.log" 2>&1 &
+    build qwen2.5-7b; say built 7b
+    wait; say tests; tail -15 "$OUT/nf4_gpu_tests.log" | cut -c1-400
+    timeout 150 python3 bench/nf4_bench.py "$OUT/nf4_bench.jsonl" > "$OUT/nf4_bench.log" 2>&1; say nf4 bench; cut -c1-330 "$OUT/nf4_bench.log"
+    for k in on off; do
+        timeout 75 $B7 --nf4-kernel $k --skip static,plain,ceiling,sampling,reuse --out "$OUT/speed.jsonl" > "$OUT/speed-$k.log" 2>&1
+        say "7b nf4 $k"; grep -o '"stream": {[^}]*}\|"load_note": "[^"]*"' "$OUT/speed-$k.log" | tail -2 | cut -c1-400
+    done
+    timeout 40 python3 bench/profile_step.py --model /tmp/qwen2.5-7b --label qwen2.5-7b --nf4-kernel on --out "$OUT/profile.jsonl" > "$OUT/profile-nf4.log" 2>&1; say profile; head -12 "$OUT/profile-nf4.log" | cut -c1-300
+    timeout 120 python3 bench/repeat_check.py --model /tmp/qwen2.5-7b --label qwen2.5-7b --config unsloth-4bit --nf4-kernel on \
+        --decoders static --modes greedy,seeded --out "$OUT/repeat.jsonl" > "$OUT/r-7b-nf4.log" 2>&1; say repeat; grep -h '"identical"\|identical' "$OUT/r-7b-nf4.log" | tail -4 | cut -c1-300 ;;
+call2)  # after the rule change (K tile 128, 4 programs an SM) and the prefetch
+    timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_nf4_gpu.py > "$OUT/nf4_gpu_tests.log" 2>&1 &
+    build qwen2.5-7b; say built 7b
+    wait; say tests; tail -4 "$OUT/nf4_gpu_tests.log" | cut -c1-400
+    timeout 120 python3 bench/nf4_bench.py "$OUT/nf4_bench.jsonl" > "$OUT/nf4_bench.log" 2>&1; say nf4 bench; cut -c1-330 "$OUT/nf4_bench.log"
+    for k in on off; do
+        timeout 75 $B7 --nf4-kernel $k --skip static,plain,ceiling,sampling,reuse --out "$OUT/speed.jsonl" > "$OUT/speed-$k.log" 2>&1
+        say "7b nf4 $k"; grep -o '"stream": {[^}]*}' "$OUT/speed-$k.log" | tail -1 | cut -c1-400
+    done
+    timeout 150 python3 bench/repeat_check.py --model /tmp/qwen2.5-7b --label qwen2.5-7b --config unsloth-4bit --nf4-kernel on \
+        --decoders static --modes greedy,seeded --out "$OUT/repeat.jsonl" > "$OUT/r-7b-nf4.log" 2>&1; say repeat; grep -h identical "$OUT/r-7b-nf4.log" | tail -2 | cut -c1-300 ;;
+call3)  # 32B end to end with the kernel on and off
+    build32; say built 32b
+    S32="python3 bench/bench.py --config unsloth-4bit --model /tmp/qwen2.5-32b-nf4 --label qwen2.5-32b --prompt-tokens 1271 --new-tokens 128"
+    timeout 200 $S32 --nf4-kernel on --skip static,sampling,reuse --started-at "$(date +%s.%N)" --out "$OUT/speed-32b.jsonl" > "$OUT/speed-32b-on.log" 2>&1
+    say 32b on; tail -1 "$OUT/speed-32b-on.log" | cut -c1-2500
+    timeout 80 $S32 --skip static,sampling,plain,reuse,ceiling --out "$OUT/speed-32b.jsonl" > "$OUT/speed-32b-off.log" 2>&1
+    say 32b off; grep -o '"stream": {[^}]*}' "$OUT/speed-32b-off.log" | tail -1 ;;
+esac
+say end
+tar czf /tmp/results.tgz -C "$OUT" . && rm -rf "$OUT"/* && mv /tmp/results.tgz "$OUT"/
