@@ -43,6 +43,24 @@ call3)  # 32B end to end with the kernel on and off
     say 32b on; tail -1 "$OUT/speed-32b-on.log" | cut -c1-2500
     timeout 80 $S32 --skip static,sampling,plain,reuse,ceiling --out "$OUT/speed-32b.jsonl" > "$OUT/speed-32b-off.log" 2>&1
     say 32b off; grep -o '"stream": {[^}]*}' "$OUT/speed-32b-off.log" | tail -1 ;;
+call4)  # what holds the kernel: Nsight Compute on the 7B gate shape, ours and bitsandbytes'
+    NCU=$(ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1); say "ncu: ${NCU:-none}"
+    S="--section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats --section MemoryWorkloadAnalysis --section SchedulerStats"
+    timeout 200 $NCU --target-processes all -k regex:'nf4_gemv' --launch-skip 3 --launch-count 1 $S python3 bench/nf4_ncu.py 18944 3584 > "$OUT/ncu-ours.txt" 2>&1; say ours
+    grep -iE "Duration|Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|Stall|Warp Cycles|Issued Warp|No Eligible|Active Warps|Eligible Warps|Shared Memory Config|Dynamic Shared|Static Shared" "$OUT/ncu-ours.txt" | head -40
+    timeout 200 $NCU --target-processes all -k regex:'gemm_4bit|gemv_4bit|kgemm' --launch-skip 3 --launch-count 1 $S python3 bench/nf4_ncu.py 18944 3584 > "$OUT/ncu-bnb.txt" 2>&1; say bnb
+    grep -iE "Duration|Throughput|Achieved Occupancy|Registers Per|Stall|Warp Cycles|Issued Warp|No Eligible|Eligible Warps" "$OUT/ncu-bnb.txt" | head -20
+    tail -30 "$OUT/ncu-ours.txt" | cut -c1-250 ;;
+call5)  # registers (occupancy) and warps: Nsight showed 35 % issue, 5 blocks an SM (96 registers)
+    timeout 240 env NF4_BENCH_MODELS=qwen2.5-7b python3 bench/nf4_bench.py "$OUT/nf4_bench.jsonl" > "$OUT/nf4_bench.log" 2>&1; say nf4 bench; cut -c1-330 "$OUT/nf4_bench.log"
+    python3 - "$OUT/nf4_bench.jsonl" <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if "sweep" in r:
+        print(r["layer"], "bnb", round(r["us_bnb"], 1), sorted(r["sweep"].items(), key=lambda t: t[1])[:6])
+PY
+    ;;
 esac
 say end
 tar czf /tmp/results.tgz -C "$OUT" . && rm -rf "$OUT"/* && mv /tmp/results.tgz "$OUT"/

@@ -38,12 +38,15 @@ REPS = 50  # calls per graph
 L2_FLUSH_BYTES = 256 * 2**20  # weight copies per shape add up to at least this
 # each config compiles once per (K, bias) pair: 6 pairs x ~8 configs at ~1-2 s each; past
 # SWEEP_UNTIL_S seconds the remaining shapes time the rule's config only (3-minute budget)
-SWEEP_UNTIL_S = 45
+SWEEP_UNTIL_S = 150
 
 
 def sweep_configs(rule: Config, k: int) -> list[Config]:
     """Neighbours of the rule's pick: other K tiles and splits, two pipeline stages."""
     out = [Config(rule.block_n, rule.block_k, rule.split, prefetch=not rule.prefetch)]
+    out += [Config(rule.block_n, rule.block_k, rule.split, maxnreg=r, prefetch=p)
+            for r in (56, 64, 72, 80) for p in (True, False)]
+    out += [Config(128, rule.block_k, rule.split, 8), Config(128, rule.block_k, rule.split, 8, maxnreg=64)]
     for block_k in (128, 256):
         iters = k // block_k
         for split in sorted({2, 4, 7, 8, 10, 14, 20, 37} | {rule.split}):
@@ -146,7 +149,7 @@ def run_shape(model, name, n, k, has_bias, ceiling, emit):
                maxdiff_vs_fp32=(ours - exact).abs().max().item(),
                bnb_gemv_maxdiff_vs_fp32=(theirs - exact).abs().max().item(),
                weights_equal_dequantize_4bit=same_weights, repeats_identical_100=repeats_identical,
-               sweep={f"{c.block_n}x{c.block_k}s{c.split}{'' if c.prefetch else 'nopf'}": round(t * 1e6, 2)
+               sweep={f"{c.block_n}x{c.block_k}s{c.split}w{c.num_warps}{'' if c.prefetch else 'nopf'}{f'r{c.maxnreg}' if c.maxnreg else ''}": round(t * 1e6, 2)
                       for c, t in times.items()})
     emit(row)
     print(f"{model} {name:>4} {n}x{k}: ours {row['us_ours']:.1f} us ({row['share_ours']:.0%}) "
@@ -178,7 +181,10 @@ def main(argv=None):
               bitsandbytes=bitsandbytes.__version__))
     print(f"{card}: copy bandwidth {ceiling / 1e9:.0f} GB/s; torch {torch.__version__}, "
           f"triton {triton.__version__}, bitsandbytes {bitsandbytes.__version__}")
+    only = os.environ.get("NF4_BENCH_MODELS")  # e.g. qwen2.5-7b: one model's shapes
     for model, (hidden, inter, layers, heads, kv_heads) in MODELS.items():
+        if only and model not in only.split(","):
+            continue
         rows = [run_shape(model, name, n, k, bias, ceiling, emit)
                 for name, (n, k, bias) in layer_shapes(hidden, inter, heads, kv_heads).items()]
         total = {key: layers * sum(r[key] for r in rows) for key in ("us_ours", "us_bnb", "us_best", "bytes")}

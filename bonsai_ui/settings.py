@@ -167,9 +167,10 @@ APP_OPTIONS: dict[str, Option] = {
                       choices=("auto", "static", "generate")),
     "nf4_kernel": Option("--nf4-kernel", "BONSAI_NF4_KERNEL", "off",
                          "batch-1 product of bitsandbytes NF4 layers in the static decoder: on (the "
-                         "project's Triton gemv, reading the weights as stored; layers it cannot "
+                         "project's Triton kernel: byte-permute table lookups and tensor-core sums "
+                         "over the weights as stored, bit for bit dequantize_4bit's; layers it cannot "
                          "read stay on bitsandbytes, named in the loading line) or off (bitsandbytes; "
-                         "the default until the kernel beats it: 4.81 vs 3.87 ms a 7B token on an H100)",
+                         "the default until the kernel beats it: 4.21 vs 3.86 ms a 7B token on an H200)",
                          choices=("on", "off")),
     "decode_kernels": Option("--decode-kernels", "BONSAI_DECODE_KERNELS", "on",
                              "the static decoder's one-token step on CUDA: on (fused Triton kernels "

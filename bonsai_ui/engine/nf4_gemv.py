@@ -210,6 +210,7 @@ class Config:
     num_warps: int = 4
     num_stages: int = 1
     prefetch: bool = True  # the next K tile's loads issued before the current tile's work
+    maxnreg: int | None = None  # registers a thread at most (more programs an SM), None: ptxas's
 
 
 @functools.lru_cache(maxsize=None)
@@ -465,5 +466,6 @@ def nf4_gemv(x: torch.Tensor, w: NF4Weight, bias: torch.Tensor | None = None,
         W_KIND=_TORCH_TO_KIND[w.dtype], HAS_BIAS=bias is not None, BLOCK_N=config.block_n,
         BLOCK_K=config.block_k, SPLIT=config.split, PREFETCH=config.prefetch,
         INTERPRET=interpret,
-        num_warps=config.num_warps, num_stages=config.num_stages)
+        num_warps=config.num_warps, num_stages=config.num_stages,
+        **({"maxnreg": config.maxnreg} if config.maxnreg and not interpret else {}))
     return out
