@@ -165,12 +165,12 @@ APP_OPTIONS: dict[str, Option] = {
                       "CUDA graphs on a GPU; Llama, Mistral and Qwen2 models), generate "
                       "(transformers' generate), or auto (static on CUDA where the model allows)",
                       choices=("auto", "static", "generate")),
-    "nf4_kernel": Option("--nf4-kernel", "BONSAI_NF4_KERNEL", "off",
+    "nf4_kernel": Option("--nf4-kernel", "BONSAI_NF4_KERNEL", "on",
                          "batch-1 product of bitsandbytes NF4 layers in the static decoder: on (the "
-                         "project's Triton kernel: byte-permute table lookups and tensor-core sums "
-                         "over the weights as stored, bit for bit dequantize_4bit's; layers it cannot "
-                         "read stay on bitsandbytes, named in the loading line) or off (bitsandbytes; "
-                         "the default until the kernel beats it: 4.21 vs 3.86 ms a 7B token on an H200)",
+                         "project's Triton kernel: byte-permute table lookups and float32 sums in a "
+                         "fixed order over the weights as stored, bit for bit dequantize_4bit's; layers it cannot "
+                         "read stay on bitsandbytes, named in the loading line) or off (bitsandbytes' "
+                         "gemv_4bit: 3.85 against 3.27 ms a 7B token's linears on an H200)",
                          choices=("on", "off")),
     "decode_kernels": Option("--decode-kernels", "BONSAI_DECODE_KERNELS", "on",
                              "the static decoder's one-token step on CUDA: on (fused Triton kernels "
@@ -243,7 +243,7 @@ class AppSettings:
     context_length: int = 8192
     load_in_4bit: str = "auto"
     decoder: str = "auto"
-    nf4_kernel: str = "off"
+    nf4_kernel: str = "on"
     decode_kernels: str = "on"
     endpoint: str = ""
     api_key: str = ""

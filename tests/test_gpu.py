@@ -48,6 +48,15 @@ def generate_engine(unsloth_engine):
     return Engine(backend)
 
 
+def assert_decoder_note(note):
+    """The default GPU path: graphs, the fused step, and the NF4 kernel on every 4-bit layer."""
+    import re
+
+    assert note.startswith("static KV cache + CUDA graphs; fused decode kernels; "), note
+    counts = re.fullmatch(r".*; NF4 Triton gemv on (\d+) of (\d+) 4-bit layers", note)
+    assert counts and counts[1] == counts[2] and int(counts[1]) > 0, note
+
+
 def stream(engine, prompt=PROMPT, settings=S, cancel=None, stops=(), session=""):
     timing = Timing()
     pieces = list(engine.stream(prompt, settings, cancel or threading.Event(), stops, timing, session))
@@ -60,7 +69,7 @@ def test_auto_selects_unsloth_on_cuda(unsloth_engine):
     assert unsloth_engine.backend.model.device.type == "cuda"
     assert any("4bit" in type(m).__name__ or "Linear4bit" in type(m).__name__
                for m in unsloth_engine.backend.model.modules()), "loaded in 4-bit"
-    assert unsloth_engine.backend.decoder_note == "static KV cache + CUDA graphs; fused decode kernels"
+    assert_decoder_note(unsloth_engine.backend.decoder_note)
 
 
 @pytest.mark.parametrize("which", ["unsloth_engine", "generate_engine"])
@@ -218,7 +227,7 @@ def test_lora_adapter_folder_loads(tmp_path_factory):
     engine = load_engine(AppSettings(model=str(out), backend="unsloth"))
     engine.backend.ignore_eos = True
     backend = engine.backend
-    assert backend.decoder_note == "static KV cache + CUDA graphs; fused decode kernels"
+    assert_decoder_note(backend.decoder_note)
     assert stream(engine, settings=GenerationSettings(max_new_tokens=8))[1].new_tokens == 8
     ids = backend.encode(PROMPT)  # the decoder applies the adapter, as the model's own forward does
     with torch.inference_mode():
@@ -248,6 +257,6 @@ def test_transformers_backend_with_bitsandbytes_4bit():
     engine = load_engine(AppSettings(model=MODEL, backend="transformers", load_in_4bit="yes"))
     engine.backend.ignore_eos = True
     assert engine.backend.name == "transformers"
-    assert engine.backend.decoder_note == "static KV cache + CUDA graphs; fused decode kernels"
+    assert_decoder_note(engine.backend.decoder_note)
     pieces, timing = stream(engine, settings=GenerationSettings(max_new_tokens=16))
     assert timing.new_tokens == 16 and pieces

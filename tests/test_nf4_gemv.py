@@ -75,7 +75,8 @@ CASES = [  # n, k, blocksize, nested, dtype, bias, config (None: the fixed rule,
     (33, 512, 32, True, torch.float16, True, Config(64, 128, 2)),  # split-K, fp16, one run a block
     (24, 768, 64, False, torch.bfloat16, True, Config(64, 128, 3, prefetch=False)),
     (130, 384, 64, True, torch.bfloat16, False, Config(64, 128, 1)),  # 780 absmax: 4 nested blocks
-    (72, 1024, 64, True, torch.bfloat16, True, Config(64, 256, 2)),  # two row tiles, each split
+    (72, 1024, 64, True, torch.bfloat16, True, Config(64, 256, 2, tensor_cores=True)),  # 2 tiles
+    (40, 256, 32, True, torch.float16, False, Config(64, 128, 2, tensor_cores=True)),
 ]
 
 
@@ -109,12 +110,12 @@ def test_a_second_run_is_bit_identical():
     assert torch.equal(nf4_gemv(x, w), nf4_gemv(x, w))
 
 
-RULE = [  # n, k, blocksize, sms -> block_k, split
-    (3584, 3584, 64, 132, 128, 14),  # 7B q/o: 56 row tiles x 14 = 784 programs, 2 K tiles each
-    (18944, 3584, 64, 132, 128, 2),  # 7B gate/up: 296 x 2
-    (512, 3584, 64, 132, 128, 14),  # 7B k/v: 8 x 14 (no more: 2 K tiles a program at least)
-    (3584, 18944, 64, 132, 128, 37),  # 7B down: 148 K tiles = 4 x 37
-    (5120, 27648, 64, 132, 128, 8),  # 32B down
+RULE = [  # n, k, blocksize, sms -> block_k, split: programs of ~4 K tiles, >= 2 programs an SM
+    (3584, 3584, 64, 132, 128, 7),  # 7B q/o: 28 K tiles in 7 splits of 4; 56 row tiles x 7 = 392
+    (18944, 3584, 64, 132, 128, 7),  # 7B gate/up
+    (512, 3584, 64, 132, 128, 14),  # 7B k/v: 8 x 7 = 56 programs < 264: 14 splits of 2 tiles
+    (3584, 18944, 64, 132, 128, 37),  # 7B down: 148 K tiles = 37 x 4
+    (5120, 27648, 64, 132, 128, 54),  # 32B down: 216 K tiles = 54 x 4
     (40, 192, 64, 132, 64, 1),  # K = 3 blocks: only the blocksize divides it, no split
 ]
 

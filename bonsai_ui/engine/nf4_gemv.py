@@ -13,18 +13,20 @@ kDequantizeBlockwise), one absmax per ``blocksize`` (32..256) consecutive elemen
 [out, in] weight, either float32 or, with double quantization, uint8 codes into ``state2.code``
 times ``state2.absmax[block // state2.blocksize]`` plus ``offset``. Nothing is re-quantized.
 
-How (sm90 SASS compiled on the CPU: 4.3-4.6 instructions a weight in the loop):
+How (sm90 SASS compiled on the CPU: 7-8 instructions a weight in the loop, none of them through
+shared memory):
 - per absmax block, a table of its 16 weights ``dtype(float32(code[j]) * float32(absmax))`` --
-  16 multiplies and 8 packed ``cvt.rn`` roundings, once per 32-256 weights -- kept as 4 registers
-  of low bytes and 4 of high bytes;
+  16 multiplies and 8 packed ``cvt.rn`` roundings, once per 32 or 64 weights -- kept as 4
+  registers of low bytes and 4 of high bytes;
 - per 8 weights (one 32-bit word of codes), 12 byte permutes (PTX ``prmt``) look the 8 codes up
   in that table (llama.cpp's IQ4_NL lookup, widened to two bytes) and 4 more pair them into
   bf16x2 / f16x2 registers: the de-quantized weights, bit for bit ``dequantize_4bit``'s values
   (``tests/test_nf4_gemv.py`` runs this PTX text on the CPU, instruction by instruction);
-- the products and their float32 sums on the tensor cores: ``tl.dot`` of a [64 rows, K tile]
-  weight tile with the input broadcast to 16 columns (column 0 is kept). Tensor-core sums are
-  exact products added in float32 in the instruction's fixed order; the result differs from a
-  float32 loop's by float32 roundings only.
+- the products with the input and their sums in float32 on the CUDA cores, in a fixed order (a
+  word's 8 products, then per word, then a fixed tree across the tile). ``Config.tensor_cores``
+  sums on the tensor cores instead (wgmma, the input broadcast to 16 columns): 4.3-4.7
+  instructions a weight, but the weight tile then passes through shared memory, and that pipe
+  held it (Nsight Compute, H200: L1/shared 75 % busy, DRAM 15 %): 1.3x slower here;
 - split-K where a layer has too few 64-row tiles to fill the card: each of ``split`` programs of
   a tile writes its partial sums to a workspace, and the program that finishes last (a counter,
   atomically incremented) adds the ``split`` partials **in index order**, adds the bias, rounds
@@ -210,6 +212,10 @@ class Config:
     num_warps: int = 4
     num_stages: int = 1
     prefetch: bool = True  # the next K tile's loads issued before the current tile's work
+    # the sums: float32 multiply-adds on the CUDA cores, or the tensor cores (wgmma), whose weight
+    # tile passes through shared memory: that pipe held them (Nsight, H200: L1/shared 75 % busy,
+    # DRAM 15 %, 35 % of issue slots) and the multiply-adds ran 1.23x faster on the 7B linears
+    tensor_cores: bool = False
     maxnreg: int | None = None  # registers a thread at most (more programs an SM), None: ptxas's
 
 
@@ -219,18 +225,21 @@ def _sms(device_index: int) -> int:
 
 
 def pick_config(n: int, k: int, blocksize: int, sms: int) -> Config:
-    """The one fixed rule: the widest K tile (<= 128) that divides K; then the fewest splits of K
-    (a divisor of the tile count) that give the card four programs an SM, keeping two K tiles a
-    program at least. Why: the kernel waits on memory, so programs in flight set its speed (H200,
-    session 5: 32B down_proj 232 us in 80 programs, 67 us in 640). 7B on 132 SMs: q/o 784
-    programs (split 14), k/v 112 (14), gate/up 592 (2), down 2,072 (37)."""
+    """The one fixed rule: 64 rows a program, the widest K tile (<= 128) that divides K, and K
+    split so that a program adds about 4 tiles (512 weights a row) -- more splits, down to 2
+    tiles, where that leaves the card fewer than 2 programs an SM. Why: the kernel waits on
+    memory, so programs in flight set its speed; the sweep on an H200 (session 5) found these
+    best or within 3 % for every 7B and 32B shape. 7B on 132 SMs: q/o split 7 (392 programs),
+    k/v 14 (112), gate/up 7 (2,072), down 37 (2,072)."""
     block_k = blocksize
     while block_k * 2 <= MAX_BLOCK_K and k % (block_k * 2) == 0:
         block_k *= 2
     tiles, iters = -(-n // BLOCK_N), k // block_k
     splits = [d for d in range(1, iters + 1) if iters % d == 0 and (iters // d >= 2 or d == 1)]
-    split = next((d for d in splits if tiles * d >= 4 * sms), splits[-1])
-    return Config(BLOCK_N, block_k, split)
+    at = next((i for i, d in enumerate(splits) if iters // d <= 4), len(splits) - 1)
+    while tiles * splits[at] < 2 * sms and at + 1 < len(splits):
+        at += 1
+    return Config(BLOCK_N, block_k, splits[at])
 
 
 class Workspace:
@@ -254,7 +263,8 @@ def _bits_to(pr, W_KIND: tl.constexpr):
 
 
 @triton.jit
-def _tile_weights(words, a, code_ptr, W_KIND: tl.constexpr, INTERPRET: tl.constexpr):
+def _tile_weights(words, a, code_ptr, W_KIND: tl.constexpr, INTERPRET: tl.constexpr,
+                  F32: tl.constexpr):
     """[BLOCK_N, NB, 4, RUNS] words of codes and their blocks' absmax, broadcast alike -> the
     [BLOCK_N, NB, 4, RUNS, 8] weights (8 a word)."""
     if INTERPRET:  # the same values in Triton operations: the interpreter runs no PTX
@@ -272,13 +282,13 @@ def _tile_weights(words, a, code_ptr, W_KIND: tl.constexpr, INTERPRET: tl.conste
         else:
             w = w.to(tl.float16).to(tl.float32)
     else:
-        w = tl.reshape(_lookup(words, a, W_KIND), [words.shape[0], words.shape[1], 4,
+        w = tl.reshape(_lookup(words, a, W_KIND, F32), [words.shape[0], words.shape[1], 4,
                                                      words.shape[3], 8])
     return w
 
 
 @triton.jit
-def _lookup(words, a, W_KIND: tl.constexpr):
+def _lookup(words, a, W_KIND: tl.constexpr, F32: tl.constexpr):
     """The PTX path: the block's table, then 8 weights a word by byte permutes -> [..., 8]."""
     if W_KIND == 0:
         t = tl.inline_asm_elementwise(TABLE_BF16, TABLE_CONSTRAINTS, [a], dtype=(tl.int32,) * 8,
@@ -290,7 +300,14 @@ def _lookup(words, a, W_KIND: tl.constexpr):
         LUT, LUT_CONSTRAINTS, [words, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]],
         dtype=(tl.int32,) * 4, is_pure=True, pack=1)
     pr = tl.join(tl.join(p0, p2), tl.join(p1, p3)).to(tl.uint32, bitcast=True)  # p0 p1 p2 p3
-    return tl.join(_bits_to(pr, W_KIND), _bits_to(pr >> 16, W_KIND))  # e0 .. e7
+    if F32 and W_KIND == 0:  # a bf16 is the top half of a float32: one shift or mask each
+        w = tl.join((pr << 16).to(tl.float32, bitcast=True),
+                    (pr & 0xFFFF0000).to(tl.float32, bitcast=True))
+    else:
+        w = tl.join(_bits_to(pr, W_KIND), _bits_to(pr >> 16, W_KIND))  # e0 .. e7
+        if F32:
+            w = w.to(tl.float32)
+    return w
 
 
 @triton.jit
@@ -339,7 +356,7 @@ def _nf4_gemv_kernel(x_ptr, w_ptr, absmax_ptr, absmax2_ptr, code2_ptr, offset_pt
                      BLOCKSIZE: tl.constexpr, NESTED: tl.constexpr, BLOCKSIZE2: tl.constexpr,
                      W_KIND: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr,
                      BLOCK_K: tl.constexpr, SPLIT: tl.constexpr, PREFETCH: tl.constexpr,
-                     INTERPRET: tl.constexpr):
+                     TENSOR_CORES: tl.constexpr, INTERPRET: tl.constexpr):
     NB: tl.constexpr = BLOCK_K // BLOCKSIZE  # absmax blocks a row a K tile
     ITERS: tl.constexpr = K // BLOCK_K // SPLIT  # K tiles this program adds
     tile = tl.program_id(0)
@@ -365,7 +382,10 @@ def _nf4_gemv_kernel(x_ptr, w_ptr, absmax_ptr, absmax2_ptr, code2_ptr, offset_pt
     x_ptrs = x_ptr + k0 + tl.reshape(kx, [BLOCK_K])
     if NESTED:
         offset = tl.load(offset_ptr)
-    acc = tl.zeros([BLOCK_N, 16], dtype=tl.float32)
+    if TENSOR_CORES:
+        acc = tl.zeros([BLOCK_N, 16], dtype=tl.float32)
+    else:
+        acc = tl.zeros([BLOCK_N, NB, 4, RUNS], dtype=tl.float32)
     # the loads of the first K tile; each iteration then issues the next tile's loads before it
     # works on the current one (PREFETCH): two tiles in flight a program, as the bench showed the
     # kernel waiting on memory, not on instructions (more programs at once ran it faster)
@@ -389,19 +409,27 @@ def _nf4_gemv_kernel(x_ptr, w_ptr, absmax_ptr, absmax2_ptr, code2_ptr, offset_pt
             a = q
         words = tl.permute(words, (1, 0, 2, 3))
         a = tl.broadcast_to(tl.permute(a, (1, 0, 2))[:, :, :, None], words.shape)
-        w = tl.reshape(_tile_weights(words, a, code_ptr, W_KIND, INTERPRET), [BLOCK_N, BLOCK_K])
+        w = _tile_weights(words, a, code_ptr, W_KIND, INTERPRET, not TENSOR_CORES)
         x = tl.load(x_ptrs)
-        if INTERPRET:
-            x = x.to(tl.float32)
-        acc = tl.dot(w, tl.broadcast_to(x[:, None], [BLOCK_K, 16]), acc)
+        if TENSOR_CORES:
+            if INTERPRET:
+                x = x.to(tl.float32)
+            acc = tl.dot(tl.reshape(w, [BLOCK_N, BLOCK_K]),
+                         tl.broadcast_to(x[:, None], [BLOCK_K, 16]), acc)
+        else:  # float32 products and sums on the CUDA cores, a word's 8 in order, then per word
+            x = tl.reshape(x.to(tl.float32), [NB, 4, RUNS, 8])
+            acc += tl.sum(w * x[None, :, :, :, :], axis=4)
         w_ptrs += BLOCK_K // 8
         blocks += NB
         x_ptrs += BLOCK_K
         if not PREFETCH:
             words_n, q_n, a2_n = _load_tile(w_ptrs, absmax_ptr, absmax2_ptr, blocks, NESTED,
                                             BLOCKSIZE2, RUNS, INTERPRET)
-    col0 = (tl.arange(0, 16) == 0)[None, :]
-    total = tl.sum(tl.where(col0, acc, 0.0), axis=1)  # every column holds the same sums
+    if TENSOR_CORES:
+        col0 = (tl.arange(0, 16) == 0)[None, :]
+        total = tl.sum(tl.where(col0, acc, 0.0), axis=1)  # every column holds the same sums
+    else:
+        total = tl.sum(tl.sum(tl.sum(acc, axis=3), axis=2), axis=1)
     if SPLIT > 1:
         tl.store(part_ptr + part * N + rows, total, mask=rows < N)
         tl.debug_barrier()  # every thread's partials written before the count says so
@@ -465,7 +493,7 @@ def nf4_gemv(x: torch.Tensor, w: NF4Weight, bias: torch.Tensor | None = None,
         BLOCKSIZE=w.blocksize, NESTED=w.nested, BLOCKSIZE2=w.blocksize2 or 1,
         W_KIND=_TORCH_TO_KIND[w.dtype], HAS_BIAS=bias is not None, BLOCK_N=config.block_n,
         BLOCK_K=config.block_k, SPLIT=config.split, PREFETCH=config.prefetch,
-        INTERPRET=interpret,
+        TENSOR_CORES=config.tensor_cores, INTERPRET=interpret,
         num_warps=config.num_warps, num_stages=config.num_stages,
         **({"maxnreg": config.maxnreg} if config.maxnreg and not interpret else {}))
     return out

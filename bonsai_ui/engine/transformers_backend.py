@@ -142,7 +142,7 @@ class TransformersBackend:
         self._owner: str | None = None  # whose entries the decoder's cache holds
         self._decoding = threading.Lock()  # held while a run uses the decoder's cache
 
-    def use_decoder(self, mode: str, nf4_kernel: str = "off", decode_kernels: str = "on") -> None:
+    def use_decoder(self, mode: str, nf4_kernel: str = "on", decode_kernels: str = "on") -> None:
         """Pick the decoding loop: ``auto`` takes the static decoder on CUDA where it applies.
 
         Asking for ``static`` on a model it can't run is a load error, not a silent fallback. With
