@@ -7,11 +7,6 @@
 #   bash bench/gpu_session4.sh call4   # sampling after the host-wait fix
 # Needs the carried .whl and .gpu_assets (bench/prepare_gpu_assets.sh); .baseline/ as gpu_issue8.sh.
 source "$(dirname "$0")/gpu_env.sh"
-T0=$(date +%s)
-say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
-build32() { [ -f /tmp/qwen2.5-32b-nf4/config.json ] || timeout 200 python3 bench/make_random_model.py --shape qwen2.5-32b \
-    --quantize nf4 --tokenizer .gpu_assets/smollm2-tokenizer --out /tmp/qwen2.5-32b-nf4 > "$OUT/build-32b.log" 2>&1 \
-    || { say "build 32b failed"; tail -5 "$OUT/build-32b.log"; }; }
 B7="python3 bench/bench.py --config unsloth-4bit --model /tmp/qwen2.5-7b --label qwen2.5-7b --prompt-tokens 1271"
 case "$1" in
 call1)

@@ -6,26 +6,9 @@
 #   bash bench/gpu_session5.sh call3   # 32B end to end with the kernel on and off
 # Needs the carried .whl and .gpu_assets (bench/prepare_gpu_assets.sh).
 source "$(dirname "$0")/gpu_env.sh"
-T0=$(date +%s)
-say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
-build32() { [ -f /tmp/qwen2.5-32b-nf4/config.json ] || timeout 200 python3 bench/make_random_model.py --shape qwen2.5-32b \
-    --quantize nf4 --tokenizer .gpu_assets/smollm2-tokenizer --out /tmp/qwen2.5-32b-nf4 > "$OUT/build-32b.log" 2>&1 \
-    || { say "build 32b failed"; tail -5 "$OUT/build-32b.log"; }; }
 B7="python3 bench/bench.py --config unsloth-4bit --model /tmp/qwen2.5-7b --label qwen2.5-7b --prompt-tokens 1271"
 case "$1" in
-call1)
-    timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_nf4_gpu.py > "$OUT/nf4_gpu_tests.log" 2>&1 &
-    build qwen2.5-7b; say built 7b
-    wait; say tests; tail -15 "$OUT/nf4_gpu_tests.log" | cut -c1-400
-    timeout 150 python3 bench/nf4_bench.py "$OUT/nf4_bench.jsonl" > "$OUT/nf4_bench.log" 2>&1; say nf4 bench; cut -c1-330 "$OUT/nf4_bench.log"
-    for k in on off; do
-        timeout 75 $B7 --nf4-kernel $k --skip static,plain,ceiling,sampling,reuse --out "$OUT/speed.jsonl" > "$OUT/speed-$k.log" 2>&1
-        say "7b nf4 $k"; grep -o '"stream": {[^}]*}\|"load_note": "[^"]*"' "$OUT/speed-$k.log" | tail -2 | cut -c1-400
-    done
-    timeout 40 python3 bench/profile_step.py --model /tmp/qwen2.5-7b --label qwen2.5-7b --nf4-kernel on --out "$OUT/profile.jsonl" > "$OUT/profile-nf4.log" 2>&1; say profile; head -12 "$OUT/profile-nf4.log" | cut -c1-300
-    timeout 120 python3 bench/repeat_check.py --model /tmp/qwen2.5-7b --label qwen2.5-7b --config unsloth-4bit --nf4-kernel on \
-        --decoders static --modes greedy,seeded --out "$OUT/repeat.jsonl" > "$OUT/r-7b-nf4.log" 2>&1; say repeat; grep -h '"identical"\|identical' "$OUT/r-7b-nf4.log" | tail -4 | cut -c1-300 ;;
-call2)  # after the rule change (K tile 128, 4 programs an SM) and the prefetch
+call1|call2)  # call1 ran this before the rule change (K tile 256, 2 programs an SM) and the prefetch
     timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_nf4_gpu.py > "$OUT/nf4_gpu_tests.log" 2>&1 &
     build qwen2.5-7b; say built 7b
     wait; say tests; tail -4 "$OUT/nf4_gpu_tests.log" | cut -c1-400

@@ -84,31 +84,22 @@ TABLE_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 8 + ["r"]))
 # 4 bytes of 8 by the low 3 bits of each selector nibble (bit 3 would replicate the sign: masked
 # off); so each nibble is looked up in entries 0-7 and 8-15 and a third prmt keeps one by its
 # bit 3. Nibble order in the word is (e1, e0, e3, e2, ...): the last 4 prmts undo it.
-LUT = tl.constexpr("""{
-.reg .b32 i0, i1, s0, s1, la, lb, ha, hb, l0, h0, l1, h1;
-and.b32 i0, $4, 0x77777777;
-shr.u32 s0, $4, 1;
-and.b32 s0, s0, 0x44444444;
-or.b32 s0, s0, 0x32103210;
-shr.u32 i1, i0, 16;
-shr.u32 s1, s0, 16;
-prmt.b32 la, $5, $6, i0;
-prmt.b32 lb, $7, $8, i0;
-prmt.b32 l0, la, lb, s0;
-prmt.b32 ha, $9, $10, i0;
-prmt.b32 hb, $11, $12, i0;
-prmt.b32 h0, ha, hb, s0;
-prmt.b32 la, $5, $6, i1;
-prmt.b32 lb, $7, $8, i1;
-prmt.b32 l1, la, lb, s1;
-prmt.b32 ha, $9, $10, i1;
-prmt.b32 hb, $11, $12, i1;
-prmt.b32 h1, ha, hb, s1;
-prmt.b32 $0, l0, h0, 0x4051;
-prmt.b32 $1, l0, h0, 0x6273;
-prmt.b32 $2, l1, h1, 0x4051;
-prmt.b32 $3, l1, h1, 0x6273;
-}""")
+def _lut_asm() -> str:
+    lines = ["{", ".reg .b32 i0, i1, s0, s1, la, lb, ha, hb, l0, h0, l1, h1;",
+             "and.b32 i0, $4, 0x77777777;", "shr.u32 s0, $4, 1;", "and.b32 s0, s0, 0x44444444;",
+             "or.b32 s0, s0, 0x32103210;", "shr.u32 i1, i0, 16;", "shr.u32 s1, s0, 16;"]
+    for half in "01":  # codes 0-3 of the word, then 4-7 (prmt reads a selector's low 16 bits)
+        lines += [f"prmt.b32 la, $5, $6, i{half};", f"prmt.b32 lb, $7, $8, i{half};",
+                  f"prmt.b32 l{half}, la, lb, s{half};",
+                  f"prmt.b32 ha, $9, $10, i{half};", f"prmt.b32 hb, $11, $12, i{half};",
+                  f"prmt.b32 h{half}, ha, hb, s{half};"]
+    for half in "01":  # (low, high) bytes of e.g. (e1, e0, e3, e2) -> (e0, e1) and (e2, e3)
+        lines += [f"prmt.b32 ${2 * int(half)}, l{half}, h{half}, 0x4051;",
+                  f"prmt.b32 ${2 * int(half) + 1}, l{half}, h{half}, 0x6273;"]
+    return "\n".join(lines + ["}"])
+
+
+LUT = tl.constexpr(_lut_asm())
 LUT_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 4 + ["r"] * 9))
 
 
