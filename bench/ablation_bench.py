@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -79,6 +80,7 @@ def main() -> None:
     ap.add_argument("--machine", default="", help="what the machine is, for the record")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
+    load_before = os.getloadavg()  # the 1, 5, 15-minute load: a timing on a busy machine is void
 
     from bonsai_ui.ablation import Ablator, AblationRequest, split_units
     from bonsai_ui.engine import load_engine
@@ -114,6 +116,10 @@ def main() -> None:
         "bench": "ablation", "backend": backend.name, "decoder": getattr(backend, "decoder_note", backend.name),
         "model": args.label or backend.model_name, "host": platform.node(),
         "machine": args.machine or f"{os.cpu_count()} CPUs", "python": platform.python_version(),
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parents[1],
+                                 capture_output=True, text=True).stdout.strip(),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         "load_s": round(load_s, 1), "sentences": args.sentences,
         "reasoning_tokens": backend.count_tokens(text), "new_tokens": args.new_tokens,
         "repeats": args.repeats, "naive": naive, "reuse": reuse,
