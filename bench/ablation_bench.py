@@ -51,13 +51,16 @@ def reasoning(n: int, tokens_each: int, count) -> str:
 
 
 def sweep(ablator, request, naive: bool) -> dict:
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     result = None
     for result in ablator.sweep(request, "bench-naive" if naive else "bench-reuse", forget_caches=naive):
         pass
     wall = time.perf_counter() - t0
     rows = result.rows
-    return {"wall_s": round(wall, 3), "responses": len(rows),
+    # CPU seconds of every thread of this process: on a shared machine less inflated than the wall
+    # time (it still counts llama.cpp's threads spinning at barriers while a sibling is descheduled)
+    return {"wall_s": round(wall, 3), "cpu_s": round(time.process_time() - cpu0, 3),
+            "load_avg": [round(x, 2) for x in os.getloadavg()], "responses": len(rows),
             "prompt_tokens": sum(r.prompt_tokens for r in rows),
             "reused_tokens": sum(r.reused_tokens for r in rows),
             "first_token_s": round(sum(r.first_token_s for r in rows), 3),
