@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,13 +51,16 @@ def reasoning(n: int, tokens_each: int, count) -> str:
 
 
 def sweep(ablator, request, naive: bool) -> dict:
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     result = None
     for result in ablator.sweep(request, "bench-naive" if naive else "bench-reuse", forget_caches=naive):
         pass
     wall = time.perf_counter() - t0
     rows = result.rows
-    return {"wall_s": round(wall, 3), "responses": len(rows),
+    # CPU seconds of every thread of this process: on a shared machine less inflated than the wall
+    # time (it still counts llama.cpp's threads spinning at barriers while a sibling is descheduled)
+    return {"wall_s": round(wall, 3), "cpu_s": round(time.process_time() - cpu0, 3),
+            "load_avg": [round(x, 2) for x in os.getloadavg()], "responses": len(rows),
             "prompt_tokens": sum(r.prompt_tokens for r in rows),
             "reused_tokens": sum(r.reused_tokens for r in rows),
             "first_token_s": round(sum(r.first_token_s for r in rows), 3),
@@ -79,6 +83,7 @@ def main() -> None:
     ap.add_argument("--machine", default="", help="what the machine is, for the record")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
+    load_before = os.getloadavg()  # the 1, 5, 15-minute load: a timing on a busy machine is void
 
     from bonsai_ui.ablation import Ablator, AblationRequest, split_units
     from bonsai_ui.engine import load_engine
@@ -114,6 +119,10 @@ def main() -> None:
         "bench": "ablation", "backend": backend.name, "decoder": getattr(backend, "decoder_note", backend.name),
         "model": args.label or backend.model_name, "host": platform.node(),
         "machine": args.machine or f"{os.cpu_count()} CPUs", "python": platform.python_version(),
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parents[1],
+                                 capture_output=True, text=True).stdout.strip(),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         "load_s": round(load_s, 1), "sentences": args.sentences,
         "reasoning_tokens": backend.count_tokens(text), "new_tokens": args.new_tokens,
         "repeats": args.repeats, "naive": naive, "reuse": reuse,

@@ -15,8 +15,11 @@ dl() {
         --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl "$@"
 }
+# rapidfuzz: the word diff (diffing.py) that the ablation sweep measures its responses with
+# (bench/ablation_bench.py); the GPU image has jinja2 but not rapidfuzz
 dl unsloth==2026.10.9 unsloth_zoo==2026.10.9 bitsandbytes==0.50.2 trl==1.15.0 datasets==4.8.5 \
-   multiprocess==0.70.19 dill==0.4.1 gguf==0.19.0 pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1
+   multiprocess==0.70.19 dill==0.4.1 gguf==0.19.0 pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1 \
+   rapidfuzz==3.14.6
 if [ -f "$SLIM" ]; then  # drop the parts never loaded on a CUDA 13 box (unsloth's studio app, other CUDA libs)
     for w in .whl/unsloth-2026.10.9-*.whl .whl/bitsandbytes-*.whl; do
         python3 "$SLIM" "$w" /tmp/slim && mv "/tmp/slim/$(basename "$w")" "$w"

@@ -22,7 +22,6 @@ import csv
 import io
 import json
 import re
-import threading
 import time
 import tomllib
 import unicodedata
@@ -33,8 +32,8 @@ from typing import Iterator
 from .attempts import Attempt
 from .diffing import count_changes, diff_texts, tokenize
 from .export import alpaca_jsonl
-from .prompts import PROMPTS_DIR, render_prompt
-from .runs import RunRequest, Runner, UserError
+from .prompts import PROMPTS_DIR
+from .runs import Runner, UserError
 from .settings import GenerationSettings
 
 UNITS = ("sentence", "paragraph")
@@ -273,29 +272,22 @@ class Result:
 
 
 class Ablator:
-    """Runs sweeps on the runner's engine; one Stop flag per session while a sweep runs."""
+    """Runs sweeps through the runner: each response is one ``Runner.respond`` of a ``series``,
+    so the runner's Stop ends the sweep and the finished rows stay."""
 
     def __init__(self, runner: Runner):
         self.runner = runner
-        # per session: [the user's Stop, the cancel flag of the response running now]. One flag per
-        # response: the engine also sets it when a stop string ends a response.
-        self._cancels: dict[str, list[threading.Event]] = {}
 
     def stop(self, session: str) -> bool:
-        flags = self._cancels.get(session)
-        if flags is None:
-            return False
-        for event in flags:  # the sweep's Stop, and the response running now
-            event.set()
-        return True
+        return self.runner.stop(session)
 
     def sweep(self, request: AblationRequest, session: str = "", *,
               forget_caches: bool = False) -> Iterator[Result]:
         """Yield the Result after the baseline and after each variant; a Stop ends it with the
         finished rows kept. ``forget_caches``: re-encode every prompt in full (the benchmark's
         naive baseline). Raises UserError for input that cannot be ablated."""
-        runner = self.runner
-        engine, fmt, question = runner._check(request.question, request.prompt_format)  # noqa: SLF001
+        run = self.runner.prepare("special", request.question, request.input, request.prompt_format,
+                                  request.reasoning, request.settings)
         if not request.reasoning.strip():
             raise UserError("The reasoning is empty: there is nothing to ablate. Generate a "
                             "reasoning (reasoning mode) or write one first. / 推論が空です。")
@@ -304,13 +296,10 @@ class Ablator:
         note = "" if len(kept) == len(units) else (
             f"Only the first {len(kept)} of {len(units)} {request.unit}s were ablated: the cap is "
             f"{request.cap} (--ablation-max-sentences). / 上限のため最初の{len(kept)}件のみ。")
-        run = runner._request(engine, "special", question, request.input, request.prompt_format,  # noqa: SLF001
-                              request.reasoning, request.settings)
-        flags = self._cancels[session] = [threading.Event(), threading.Event()]
         result = Result(tuple(units), (), len(kept) + 1, unit=request.unit,
                         replacement=request.replacement, note=note, reasoning=request.reasoning)
-        try:
-            base = self._respond(engine, fmt, run, request.reasoning, flags, session, forget_caches)
+        with self.runner.series(session):
+            base = self.runner.respond(run, request.reasoning, session, forget_caches=forget_caches)
             if base is None:
                 yield replace(result, stopped=True)
                 return
@@ -319,7 +308,7 @@ class Ablator:
             yield result
             for i in reversed(range(len(kept))):  # last first: each variant keeps the next's prefix
                 text, removed = variant(request.reasoning, units, i, request.replacement)
-                out = self._respond(engine, fmt, run, text, flags, session, forget_caches)
+                out = self.runner.respond(run, text, session, forget_caches=forget_caches)
                 if out is None:
                     yield replace(result, stopped=True)
                     return
@@ -327,26 +316,6 @@ class Ablator:
                 result = replace(result, rows=(rows[0], *sorted(rows[1:], key=lambda r: r.index)))
                 yield result
             yield replace(result, finished=True)
-        finally:
-            if self._cancels.get(session) is flags:
-                del self._cancels[session]
-
-    def _respond(self, engine, fmt, run: RunRequest, reasoning: str, flags: list, session: str,
-                 forget_caches: bool):
-        """(response, Timing) of the special prompt on ``reasoning``; None when stopped."""
-        cancel = flags[1] = threading.Event()
-        if flags[0].is_set():
-            return None
-        if forget_caches:
-            engine.backend.forget_caches()
-        prompt = render_prompt(fmt, "special", run.question, run.input, reasoning, chat=engine.backend.chat)
-        text, timing = "", None
-        for text, timing in self.runner._stream(engine, prompt, run.settings, cancel,  # noqa: SLF001
-                                                fmt.response_stops, session):
-            pass
-        if flags[0].is_set():
-            return None
-        return text.strip(), timing
 
     @staticmethod
     def _row(index: int, unit: Span | None, removed: str, replacement: str, reasoning: str,

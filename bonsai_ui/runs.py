@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -110,7 +111,8 @@ def format_stats(timings: list[Timing], model: str, seed: int, *, done: bool,
 class Runner:
     def __init__(self, engine: Engine | None = None):
         self.engine = engine
-        self._cancels: dict[str, threading.Event] = {}
+        self._cancels: dict[str, threading.Event] = {}  # the session's model call running now
+        self._halts: dict[str, threading.Event] = {}  # the session's series of calls (``series``)
         self._finished: dict[str, RunState] = {}
 
     # -- cancelling ----------------------------------------------------------------------------
@@ -119,13 +121,28 @@ class Runner:
         """The current run's flag (``_remember`` made it); a new one for callers outside a run."""
         return self._cancels.setdefault(session, threading.Event())
 
+    @contextmanager
+    def _flag(self, table: dict[str, threading.Event], session: str) -> Iterator[threading.Event]:
+        # A flag lives only while its work runs: 10,000 sessions leave none behind.
+        event = table[session] = threading.Event()
+        try:
+            yield event
+        finally:
+            if table.get(session) is event:  # not a newer run's flag
+                del table[session]
+
     def stop(self, session: str) -> bool:
-        """Stop the session's current run; the run ends within about a token."""
-        event = self._cancels.get(session)
-        if event is None:
-            return False
-        event.set()
-        return True
+        """Stop the session's current run, and the rest of its series if one runs; the run ends
+        within about a token."""
+        events = [e for e in (self._halts.get(session), self._cancels.get(session)) if e is not None]
+        for event in events:
+            event.set()
+        return bool(events)
+
+    def series(self, session: str):
+        """Context for several responses run as one job (the ablation sweep, ``respond``): Stop
+        ends the response running now and every one after it. Yields the series' stop flag."""
+        return self._flag(self._halts, session)
 
     # -- the last finished run, for the history ------------------------------------------------
 
@@ -138,19 +155,14 @@ class Runner:
         return self._finished.pop(session, None)
 
     def _remember(self, session: str, states: Iterator[RunState]) -> Iterator[RunState]:
-        # The run's cancel flag lives only while it runs: 10,000 sessions leave none behind.
-        cancel = self._cancels[session] = threading.Event()
-        self._finished.pop(session, None)  # a failed run must not record the one before it
-        try:
+        with self._flag(self._cancels, session):  # the run's cancel flag (``_new_cancel``)
+            self._finished.pop(session, None)  # a failed run must not record the one before it
             for state in states:
                 if state.done:
                     self._finished[session] = state
                     while len(self._finished) > MAX_REMEMBERED:  # API callers never collect theirs
                         self._finished.pop(next(iter(self._finished)))
                 yield state
-        finally:
-            if self._cancels.get(session) is cancel:  # not a newer run's flag
-                del self._cancels[session]
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -183,6 +195,37 @@ class Runner:
         """
         return self._remember(session, self._continue(question, input, reasoning, prompt_format,
                                                       settings, session))
+
+    def prepare(self, mode: str, question: str, input: str, prompt_format: str, reasoning: str,
+                settings: GenerationSettings) -> RunRequest:
+        """The request a run of ``mode`` would make, with its seed resolved; UserError when the
+        model is not loaded, the question is empty or the format unknown."""
+        engine, _, question = self._check(question, prompt_format)
+        return self._request(engine, mode, question, input, prompt_format, reasoning, settings)
+
+    def respond(self, request: RunRequest, reasoning: str, session: str = "", *,
+                forget_caches: bool = False) -> tuple[str, Timing] | None:
+        """One whole response of the special prompt on ``reasoning`` (with ``request``'s question,
+        format and settings), inside a ``series``: (response, Timing), or None when the series was
+        stopped before or during it. Each response has its own cancel flag, because the engine
+        also sets it when a stop string ends the response. ``forget_caches``: re-encode the whole
+        prompt (the benchmark's naive baseline)."""
+        halt = self._halts.get(session)
+        engine, fmt, _ = self._check(request.question, request.prompt_format)
+        prompt = render_prompt(fmt, "special", request.question, request.input, reasoning,
+                               chat=engine.backend.chat)
+        with self._flag(self._cancels, session) as cancel:
+            if halt is not None and halt.is_set():
+                return None
+            if forget_caches:
+                engine.backend.forget_caches()
+            text, timing = "", Timing()
+            for text, timing in self._stream(engine, prompt, request.settings, cancel,
+                                             fmt.response_stops, session):
+                pass
+        if halt is not None and halt.is_set():
+            return None
+        return text.strip(), timing
 
     def _generate(self, question, input, mode, prompt_format, settings, session):
         engine, fmt, question = self._check(question, prompt_format)
