@@ -7,8 +7,6 @@
 # At ~216 decode tok/s (docs/benchmarks.md, H100) a sweep of 21 x 128 tokens is ~15 s; the build of
 # the 7B folder and the model load take most of the call.
 source "$(dirname "$0")/gpu_env.sh"
-T0=$(date +%s)
-say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 build qwen2.5-7b; say built 7b
 GPU=$(head -1 "$OUT/gpu.txt")
 for cfg in default long; do
