@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -49,6 +50,9 @@ NEW_TOKENS = 128
 QUESTION = "Write a long story about a dragon who learns to count pears."
 USERS = (1, 4, 8, 16)
 START_TIMEOUT_S = 180.0
+# llama-server's threads (after its own -t 2, one per core) and polling: see docs/benchmarks.md,
+# "Many users at once", for the choice measured here.
+SERVER_ARGS = ("-t", "2")
 
 
 def start_app(args: list[str]) -> tuple[subprocess.Popen, str]:
@@ -90,7 +94,20 @@ def one_user(url: str, max_new_tokens: int = NEW_TOKENS, question: str = QUESTIO
             "tps": (tokens - 1) / (ended - first) if ended > first and tokens > 1 else None}
 
 
-def batch(url: str, users: int) -> dict:
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system, all threads) a process has used: ``pid``'s, else this one's."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def batch(url: str, users: int, pids: dict[str, int | None] | None = None) -> dict:
+    """``pids``: the processes whose CPU time the batch is charged with (app, engine; the
+    clients are this process)."""
+    pids = {"clients": None, **(pids or {})}
+    cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
     results: list[dict] = [{} for _ in range(users)]
 
     def run(i):
@@ -103,6 +120,7 @@ def batch(url: str, users: int) -> dict:
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
+    cpu = {name: round(cpu_s(pid) - cpu_before[name], 2) for name, pid in pids.items()}
     ok = [r for r in results if "error" not in r]
     ttfts = sorted(r["ttft_s"] for r in ok)
 
@@ -116,7 +134,7 @@ def batch(url: str, users: int) -> dict:
             "tps_per_user_median": statistics.median(tps) if tps else None,
             "tokens": sum(r["tokens"] for r in ok), "wall_s": wall,
             "total_tps": sum(r["tokens"] for r in ok) / wall,
-            "totals_s": [round(r["total_s"], 2) for r in ok]}
+            "totals_s": [round(r["total_s"], 2) for r in ok], "cpu_s": cpu}
 
 
 def machine() -> dict:
@@ -181,6 +199,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--targets", nargs="*", default=["in-process", "lcpp-server"])
     ap.add_argument("--llama-server", help="path of a llama-server binary (target llama-server)")
+    ap.add_argument("--llama-server-args", default=" ".join(SERVER_ARGS),
+                    help="llama-server's threads and polling (default: %(default)s)")
     ap.add_argument("--users", nargs="*", type=int, default=list(USERS))
     ap.add_argument("--soak", type=int, default=0, help="sessions of the soak")
     ap.add_argument("--soak-users", type=int, default=4, help="soak clients at once")
@@ -211,7 +231,9 @@ def main() -> None:
                 raise SystemExit("target llama-server: give --llama-server PATH or set "
                                  "BONSAI_LLAMA_SERVER (bash bench/build_llama_server.sh builds it)")
             # 16 slots of 1,024 tokens each (a prompt here is ~60, plus 128 new); batching is on.
-            engine = LlamaCppServer(binary, parallel=max(args.users), n_ctx=1024).start()
+            engine = LlamaCppServer(binary, parallel=max(args.users), n_ctx=1024,
+                                    extra=shlex.split(args.llama_server_args)).start()
+            emit({"llama_server_args": engine.command()[1:]})
             app_args = ["--backend", "openai", "--endpoint", engine.url,
                         "--parallel", str(max(args.users))]
         else:
@@ -219,7 +241,9 @@ def main() -> None:
         app, url = start_app(app_args)
         try:
             for users in args.users:
-                emit({"target": target, **batch(url, users), "load_avg": os.getloadavg()})
+                pids = {"app": app.pid, "engine": engine.process.pid if engine else None}
+                emit({"target": target, **batch(url, users, {k: v for k, v in pids.items() if v}),
+                      "load_avg": os.getloadavg()})
         finally:
             app.terminate()
             app.wait()
@@ -227,7 +251,8 @@ def main() -> None:
                 engine.stop()
     if args.soak:
         binary = args.llama_server or llama_server_binary()
-        engine = (LlamaCppServer(binary, parallel=args.soak_users) if binary else LlamaServer()).start()
+        engine = (LlamaCppServer(binary, parallel=args.soak_users, extra=shlex.split(args.llama_server_args))
+                  if binary else LlamaServer()).start()
         emit({"soak_engine": engine.NAME})
         app, url = start_app(["--backend", "openai", "--endpoint", engine.url,
                               "--context-length", "2048", "--parallel", str(args.soak_users)])

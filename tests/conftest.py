@@ -143,6 +143,45 @@ def scripted_app():
     app.close()
 
 
+@dataclass
+class GatedBackend(ScriptedBackend):
+    """The scripted stand-in whose runs wait at a gate before their first token: with one run at a
+    time and one place in the queue, one run holds the model and one waits for as long as a test
+    needs, so the queue is exactly full."""
+
+    gate: threading.Event = field(default_factory=threading.Event)
+
+    def stream(self, prompt, settings, cancel, session=""):
+        inner = super().stream(prompt, settings, cancel, session)
+
+        def gated():
+            self.gate.wait(timeout=120)
+            yield from inner
+        return gated()
+
+
+@pytest.fixture
+def crowded_app():
+    """An app with one run at a time and a queue of one (--queue-size 1), its queue filled by two
+    /generate runs held at the gate: (app, backend, the two jobs). ``backend.gate.set()`` lets
+    them go."""
+    from gradio_client import Client
+    from test_openai_app import wait_status
+
+    backend = GatedBackend(pieces=["word "] * 4)
+    app = LaunchedApp(Runner(Engine(backend)), settings=AppSettings(queue_size=1))
+    try:
+        generate = ("A question", "", "vanilla", "alpaca", "", 4, 0.0, 0.95, 50, 1.1, 0)
+        jobs = [Client(app.url, verbose=False).submit(*generate, api_name="/generate")]
+        wait_status(jobs[0], "PROCESSING", "ITERATING")
+        jobs.append(Client(app.url, verbose=False).submit(*generate, api_name="/generate"))
+        wait_status(jobs[1], "IN_QUEUE")
+        yield app, backend, jobs
+    finally:
+        backend.gate.set()
+        app.close()
+
+
 # -- the browser ---------------------------------------------------------------------------------
 
 CHROMIUM = os.environ.get("BONSAI_CHROMIUM", "/usr/bin/chromium")  # Debian's; never a downloaded one

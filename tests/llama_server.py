@@ -111,13 +111,13 @@ class LlamaCppServer(LlamaServer):
 
     NAME = "llama-server"
 
-    def __init__(self, binary: str, parallel: int = 4, **kw):
+    def __init__(self, binary: str, parallel: int = 4, extra: tuple[str, ...] = (), **kw):
         super().__init__(**kw)
-        self.binary, self.parallel = binary, parallel
+        self.binary, self.parallel, self.extra = binary, parallel, tuple(extra)
 
     def command(self) -> list[str]:
         # -c is the whole KV cache, shared by the slots: each slot gets n_ctx, as /props reports.
         cmd = [self.binary, "-m", str(embedded_gguf()), "--alias", SERVED_NAME,
                "--host", "127.0.0.1", "--port", str(self.port), "-np", str(self.parallel),
-               "-c", str(self.n_ctx * self.parallel), "-t", str(self.threads)]
+               "-c", str(self.n_ctx * self.parallel), "-t", str(self.threads), *self.extra]
         return cmd + (["--api-key", self.api_key] if self.api_key else [])

@@ -323,3 +323,25 @@ def test_a_bad_import_names_the_line_and_a_good_one_restores(scripted_app, page,
     expect(page.locator("#debate-question textarea")).to_have_value("質問？")
     expect(page.locator("#goal-a textarea")).to_have_value("ア")
     assert markdown(page, "debate-rebuttal") == "反論。"
+
+
+def test_a_full_queue_shows_our_busy_message_under_the_debates_question(crowded_app, page):
+    """The debate's steps join the model's queue through the editor's guard: with the queue full,
+    Start records the round but its answer is refused, with our message under this tab's question;
+    once the queue drains the same button runs."""
+    app, backend, jobs = crowded_app
+    backend.pieces = ["A cat has four legs."]
+    open_debate(page, app.url)
+    box(page, "debate-question").fill("A question that must survive.")
+    page.locator("#debate-start").click()
+    busy = "The app is busy: 1 runs are already waiting"
+    expect(page.locator("#debate-question")).to_contain_text(busy, timeout=TIMEOUT_MS)
+    assert box(page, "debate-question").input_value() == "A question that must survive."
+    assert "currently busy" not in page.content()  # not Gradio's own toast
+    # Start itself is not a model run: the round is there, to be answered
+    expect(page.locator("#debate-round input")).to_have_value(re.compile("^Round 1:"))
+    backend.gate.set()
+    for job in jobs:
+        job.result(timeout=60)
+    step(page, "debate-answer-btn", "✅ done: round 1 · group A answers", timeout=TIMEOUT_MS * 3)
+    assert markdown(page, "debate-answer") == "A cat has four legs."

@@ -257,7 +257,7 @@ class AblationMap:
         self.preset.input(self.use_preset, [self.preset, e.question], [self.replacement, self.action],
                           **PRIVATE)
         self.export_btn.click(self.export, self.held, self.files, **PRIVATE)
-        gr.api(self.ablate, api_name="ablate", **e.model_run)
+        e.api(self.ablate, "ablate")
 
 
 def build_ablation(editor: Editor, bench: Workbench, cap: int) -> AblationMap:

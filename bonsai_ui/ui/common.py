@@ -36,20 +36,26 @@ def gradio_max_size(queue_size: int) -> int:
 
 
 def queue_guard(demo: gr.Blocks, queue_size: int):
-    """A validator for the model runs: with ``queue_size`` runs already waiting for the model, the
-    run is refused with ``busy_text`` (shown under the question; gradio_client raises it as a
-    ValidationError) instead of joining the queue. Gradio runs validators as an event joins."""
+    """The validator for the model runs, made for the input that shows its message:
+    ``queue_guard(demo, n)(at)``. With ``queue_size`` runs already waiting for the model, the run is
+    refused with ``busy_text`` (shown under input ``at``, a box the user sees: the question;
+    gradio_client raises it as a ValidationError) instead of joining the queue. Gradio runs
+    validators as an event joins, after preprocessing the inputs there: an input that Gradio
+    itself refuses would fail the join (see ``_passing``)."""
 
-    def guard(*inputs):
-        # What waits in the "model" concurrency group (MODEL_RUN): Gradio's own queue, read where
-        # its max_size check reads it (Queue.event_queue_per_concurrency_id; no public accessor).
-        group = demo._queue.event_queue_per_concurrency_id.get(MODEL_RUN["concurrency_id"])  # noqa: SLF001
-        full = group is not None and len(group.queue) >= queue_size
-        # One verdict per input; the first input (the question) carries the message.
-        first = gr.validate(False, busy_text(queue_size)) if full else gr.validate(True, "")
-        return [first, *(gr.validate(True, "") for _ in inputs[1:])]
+    def at(where: int = 0):
+        def guard(*inputs):
+            # What waits in the "model" concurrency group (MODEL_RUN): Gradio's own queue, read where
+            # its max_size check reads it (Queue.event_queue_per_concurrency_id; no public accessor).
+            group = demo._queue.event_queue_per_concurrency_id.get(MODEL_RUN["concurrency_id"])  # noqa: SLF001
+            full = group is not None and len(group.queue) >= queue_size
+            # One verdict per input; input ``where`` alone is refused, and carries the message.
+            refused = full and where < len(inputs)
+            return [gr.validate(False, busy_text(queue_size)) if refused and i == where
+                    else gr.validate(True, "") for i in range(len(inputs))]
+        return guard
 
-    return guard
+    return at
 
 
 @dataclass
@@ -112,32 +118,31 @@ def import_refused(name: str, error: Exception) -> str:
     return text
 
 
-def _checked(component: type) -> type:
-    """A slider/number whose out-of-range API value reaches the run, which refuses it by name.
+def _passing(component: type) -> type:
+    """A component whose value Gradio would refuse reaches the handler, which refuses it by name.
 
-    Gradio's own check refuses it before our function runs, but its message ("Value 9 is greater
-    than maximum value 2") does not say which setting; ``checked_settings`` does, in the same words
-    as every other bound (``GenerationSettings.checked``).
+    Gradio preprocesses the inputs of a guarded run (``queue_guard``) as it joins the queue, and an
+    error there fails the join itself: HTTP 400, no message in the page, and gradio_client waits on
+    the job for ever. Gradio's own words would not say which box either ("Value 9 is greater than
+    maximum value 2"; "Value: 3 is not in the list of choices: []", as a round list reads once the
+    session's page state has been dropped, --session-capacity). So such a value is passed on as it
+    came: the settings are refused by ``checked_settings`` in the same words as every other bound
+    (``GenerationSettings.checked``), the debate's round and round count by the debate's handlers.
     """
 
-    class Checked(component):
+    class Passing(component):
         is_template = True  # render with the parent's frontend component
 
         def preprocess(self, payload):
             try:
-                GenerationSettings.checked(**{self.elem_id: payload})
-            except SettingsError:
-                # passed on as it came: the run refuses it, naming the setting (checked_settings).
-                # Raised here it would fail the queue join itself, since Gradio preprocesses the
-                # inputs for the queue guard (queue_guard) there: HTTP 400, and gradio_client
-                # then waits on the job for ever
+                return super().preprocess(payload)
+            except gr.Error:
                 return payload
-            return super().preprocess(payload)
 
     # Gradio tells component classes apart by name and module (component_class_id): two classes
-    # both named Checked would share one frontend, and the seed box would render as a slider.
-    Checked.__name__ = Checked.__qualname__ = f"Checked{component.__name__}"
-    return Checked
+    # both named Passing would share one frontend, and the seed box would render as a slider.
+    Passing.__name__ = Passing.__qualname__ = f"Checked{component.__name__}"
+    return Passing
 
 
-CheckedSlider, CheckedNumber = _checked(gr.Slider), _checked(gr.Number)
+CheckedSlider, CheckedNumber, CheckedDropdown = _passing(gr.Slider), _passing(gr.Number), _passing(gr.Dropdown)

@@ -23,7 +23,8 @@ from ..prompts import load_format
 from ..runs import Runner, UserError
 from ..settings import GENERATION_BOUNDS
 from ..uploads import UploadRefused, check_zip, read_upload
-from .common import PRIVATE, checked_settings, confirming, import_refused
+from .common import (PRIVATE, CheckedDropdown, CheckedNumber, checked_settings, confirming,
+                     import_refused)
 from .editor import Editor
 from .texts import t
 
@@ -355,10 +356,12 @@ class DebateTab:
 
     def wire(self) -> None:
         e = self.editor
-        # The editor's queue group and limit (1 in-process, --parallel served); a step's own
-        # progress line and streamed text show that it runs: no spinner over them.
-        step_run = dict(api_visibility="private", show_progress="hidden", **e.model_run)
         where = [self.store, self.round_pick, self.question, self.goal_a, self.goal_b]
+        # The editor's queue group and limit (1 in-process, --parallel served) and its queue guard,
+        # the busy message under this tab's question; a step's own progress line and streamed
+        # text show that it runs: no spinner over them.
+        step_run = dict(api_visibility="private", show_progress="hidden",
+                        **e.guarded(where.index(self.question)))
         settings = e.settings
         out = [self.store, *self.view_out, self.progress]
         self.round_pick.input(self.show_round, [self.store, self.round_pick], self.view_out, **PRIVATE)
@@ -394,8 +397,8 @@ class DebateTab:
         self.clear_btn.click(self.ask_clear, self.store, confirm, **PRIVATE)
         self.cancel_btn.click(lambda: confirming(False), None, confirm, **PRIVATE)
         self.really_btn.click(self.clear, None, [*out, *confirm], **PRIVATE)
-        gr.api(self.fact_questions, api_name="fact_questions", **e.model_run)
-        gr.api(self.rebut, api_name="rebut", **e.model_run)
+        e.api(self.fact_questions, "fact_questions")
+        e.api(self.rebut, "rebut")
 
     def load_after(self, event_trigger) -> None:
         """Read the stored debate when the page loads (``event_trigger``: demo.load)."""
@@ -469,7 +472,7 @@ def build_debate(editor: Editor, runner: Runner, store: gr.BrowserState, max_upl
                               elem_id="debate-question", scale=4)
         with gr.Column(scale=1, min_width=200):
             start_btn = gr.Button(t("start"), variant="primary", elem_id="debate-start")
-            round_pick = gr.Dropdown([], label=t("round"), elem_id="debate-round")
+            round_pick = CheckedDropdown([], label=t("round"), elem_id="debate-round")
     progress = gr.Markdown(elem_id="debate-progress")
     with gr.Row(equal_height=False):
         answer_head, answer_reasoning, answer_btn, regenerate_answer_btn, answer = _side("answer")
@@ -492,7 +495,7 @@ def build_debate(editor: Editor, runner: Runner, store: gr.BrowserState, max_upl
             depth = gr.Markdown(elem_id="debate-depth")
     with gr.Row():
         next_btn = gr.Button(t("next_round"), elem_id="debate-next")
-        rounds_n = gr.Number(2, label=t("rounds_n"), precision=0, minimum=1, maximum=MAX_RUN_ROUNDS,
+        rounds_n = CheckedNumber(2, label=t("rounds_n"), precision=0, minimum=1, maximum=MAX_RUN_ROUNDS,
                              elem_id="debate-n", min_width=100, scale=0)
         run_btn = gr.Button(t("run_rounds"), variant="primary", elem_id="debate-run")
         stop_btn = gr.Button(t("stop"), variant="stop", elem_id="debate-stop")

@@ -41,7 +41,7 @@ class Editor:
     runs: list = field(default_factory=list)  # the events of Generate, Regenerate and Continue
     concurrency: int = 1  # runs streaming at once: 1 in-process, --parallel with a served engine
     regenerate_run: object = None  # Regenerate's function as wired (on ZeroGPU: borrowing the GPU)
-    guard: object = None  # common.queue_guard: refuses a run, with our message, when the queue is full
+    guard: object = None  # common.queue_guard(demo, size): guard(at) refuses a run when the queue is full
 
     @property
     def model_run(self) -> dict:
@@ -50,11 +50,26 @@ class Editor:
         events names, so one event left at 1 would serialise a served engine's --parallel."""
         return dict(MODEL_RUN, concurrency_limit=self.concurrency)
 
+    def guarded(self, message_at: int = 0) -> dict:
+        """``model_run`` plus the queue guard, its busy message under input ``message_at`` (the
+        question box of the run's tab). Every model run the page starts has it: a run that joined
+        unguarded could fill the queue past --queue-size up to Gradio's own cap."""
+        return dict(self.model_run, validator=self.guard(message_at) if self.guard else None)
+
     @property
     def guarded_run(self) -> dict:
-        """``model_run`` plus the queue guard, for runs whose first input is the question box
-        (where the busy message shows): the editor's runs and the guided demo's."""
-        return dict(self.model_run, validator=self.guard)
+        """``guarded`` for runs whose first input is the question box: the editor's runs, the
+        guided demo's and the ablation map's."""
+        return self.guarded(0)
+
+    def api(self, fn, name: str) -> None:
+        """A public endpoint that runs the model (``gr.api``): in the model group, with the queue
+        guard. gr.api takes no validator, so the guard goes on the function as Gradio keeps it
+        (its Blocks.fns, by the id in the event's config), where the queue's join looks for it;
+        an endpoint's inputs are its parameters, not preprocessed, so nothing can fail the join."""
+        event = gr.api(fn, api_name=name, **self.model_run)
+        if self.guard:
+            gr.context.get_blocks_context().fns[event["id"]].validator = self.guard(0)
 
     # -- runs ------------------------------------------------------------------------------------
 
