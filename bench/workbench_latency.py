@@ -8,9 +8,11 @@ from the click's mousedown (a capturing listener) to the first animation frame i
 shows (polled every frame), so it includes the server, Gradio's transport and the rendering.
 Server figures: the process's CPU time across each click (app and this script share the
 process; Chromium is apart), and Gradio's process_api wall time per event (preprocess, function,
-postprocess), by function name. A finished run is recorded 5 times at 200 attempts.
+postprocess), by function name. Chromium's figures: its page's main thread per click (CDP
+Performance metrics: all tasks, and their script, style and layout parts), median. A finished run is recorded 5 times at 200 attempts.
 
-usage: python bench/workbench_latency.py [--lang en|ja|both] [--clicks 20] [--out bench/results/workbench_latency.json]
+usage: python bench/workbench_latency.py [--lang en|ja|both] [--clicks 20] [--kinds star,note,...]
+                                        [--out bench/results/workbench_latency.json]
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ ARM = """([until, arg, limit]) => {
     requestAnimationFrame(poll);
   });
 }"""
+KINDS = ("no-op click", "star", "reject", "note", "restore", "compare pick", "record")
 LIMIT_MS = 120_000  # before this work a star took 15 s at this size
 SHOWN_PAIR = ("document.querySelector('#compare-summary').innerText.trim() === arg[0] && "
               "['reasoning', 'response'].every((part, i) => document.querySelectorAll("
@@ -87,9 +90,22 @@ def p95(values: list[float]) -> float:
     return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1)
 
 
-def measure(page, click, until: str, arg) -> tuple[float, float]:
-    """(latency ms in the page, process CPU ms) of one click."""
+# Chromium's own accounting of the page's main thread (CDP Performance.getMetrics, seconds):
+# all its tasks, and the script, style and layout parts of them.
+MAIN_THREAD = {"TaskDuration": "main_ms", "ScriptDuration": "script_ms", "RecalcStyleDuration": "style_ms",
+               "LayoutDuration": "layout_ms"}
+
+
+def main_thread(cdp) -> dict[str, float]:
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return {key: metrics[name] * 1000 for name, key in MAIN_THREAD.items()}
+
+
+def measure(page, click, until: str, arg, cdp) -> tuple[float, float, dict]:
+    """(latency ms in the page, process CPU ms, main-thread ms) of one click; the main thread's
+    figures run until the event's last messages have settled (50 ms after the change shows)."""
     page.evaluate(ARM, [until, arg, LIMIT_MS])
+    before = main_thread(cdp)
     cpu = time.process_time()
     click()
     latency = page.evaluate("() => window.__watch")
@@ -97,10 +113,11 @@ def measure(page, click, until: str, arg) -> tuple[float, float]:
     if latency < 0:
         raise RuntimeError(f"the page never showed it: {until} {arg!r:.200}")
     page.wait_for_timeout(50)  # let the event's last messages settle before the next click
-    return latency, cpu
+    after = main_thread(cdp)
+    return latency, cpu, {key: after[key] - before[key] for key in after}
 
 
-def bench_language(browser, lang: str, clicks: int) -> dict:
+def bench_language(browser, lang: str, clicks: int, kinds: set[str]) -> dict:
     history = make_history(lang=lang)
     backend = ScriptedBackend()
     backend.context_length = 10**6  # restored attempts carry max new tokens 3,072
@@ -114,6 +131,8 @@ def bench_language(browser, lang: str, clicks: int) -> dict:
     timed = Timed(app.demo)
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Performance.enable")
     results: dict[str, dict] = {}
     try:
         page.goto(app.url)
@@ -123,14 +142,19 @@ def bench_language(browser, lang: str, clicks: int) -> dict:
         newest = history.attempts[::-1]
 
         def run_clicks(name, one):
-            lat, cpu = [], []
+            if name not in kinds:
+                return
+            lat, cpu, chromium = [], [], defaultdict(list)
             for i in range(clicks):
-                a, b = one(i)
+                a, b, c = one(i)
                 lat.append(a)
                 cpu.append(b)
+                for key, value in c.items():
+                    chromium[key].append(value)
             results[name] = {"p50_ms": round(statistics.median(lat), 1), "p95_ms": p95(lat),
                              "max_ms": round(max(lat), 1), "cpu_p50_ms": round(statistics.median(cpu), 1),
-                             "cpu_p95_ms": p95(cpu)}
+                             "cpu_p95_ms": p95(cpu),
+                             "chromium_p50_ms": {k: round(statistics.median(v), 1) for k, v in chromium.items()}}
             print(lang, name, results[name], flush=True)
 
         def toggle(col, on, off):
@@ -138,12 +162,12 @@ def bench_language(browser, lang: str, clicks: int) -> dict:
                 row = i % 5
                 cell = page.locator(f"#attempts [data-testid=cell-{row}-{col}]")
                 want = off if cell.inner_text().strip() == on else on
-                return measure(page, cell.click, CELL, [row, col, want])
+                return measure(page, cell.click, CELL, [row, col, want], cdp)
             return one
 
         # The method's floor: a click on text that starts no event, seen at the next frame; its CPU
         # is this script's Playwright client alone (the server does nothing).
-        run_clicks("no-op click", lambda i: measure(page, page.locator("#model-status").click, "true", None))
+        run_clicks("no-op click", lambda i: measure(page, page.locator("#model-status").click, "true", None, cdp))
         run_clicks("star", toggle(1, "★", "☆"))
         run_clicks("reject", toggle(2, "✗", "·"))
 
@@ -153,7 +177,7 @@ def bench_language(browser, lang: str, clicks: int) -> dict:
             page.locator("#note").filter(has_text=f"Note on attempt #{len(newest) - row}").wait_for()
             text = f"note {i} メモ"
             page.locator("#note textarea, #note input").first.fill(text)
-            return measure(page, page.locator("#save-note").click, CELL, [row, 8, text])
+            return measure(page, page.locator("#save-note").click, CELL, [row, 8, text], cdp)
 
         run_clicks("note", note)
 
@@ -163,13 +187,14 @@ def bench_language(browser, lang: str, clicks: int) -> dict:
             until = ("document.querySelector('#stats').innerText.includes(`attempt #${arg[0]} restored`) && "
                      "document.querySelector('#reasoning textarea').value === arg[1]")
             return measure(page, page.locator(f"#attempts [data-testid=cell-{row}-0]").click, until,
-                           [len(newest) - row, attempt.reasoning])
+                           [len(newest) - row, attempt.reasoning], cdp)
 
         run_clicks("restore", restore)
 
-        page.get_by_role("tab", name="Compare").click()
+        if "compare pick" in kinds:
+            page.get_by_role("tab", name="Compare").click()
+            page.locator("#compare-summary").filter(has_text="A → B").wait_for(timeout=30_000)
         summary = page.locator("#compare-summary")
-        summary.filter(has_text="A → B").wait_for(timeout=30_000)
 
         def pick(i):
             # B stays the newest attempt; A goes back one attempt a click: each pick is a new pair
@@ -184,11 +209,13 @@ def bench_language(browser, lang: str, clicks: int) -> dict:
             wb._diff.cache_clear()  # the app shares this process: its pick must diff, not hit our cache
             page.locator("#compare-a input").click()
             option = page.get_by_role("option").filter(has_text=f"#{number} ·").first
-            return measure(page, option.click, SHOWN_PAIR, [expected, *marked])
+            return measure(page, option.click, SHOWN_PAIR, [expected, *marked], cdp)
 
         run_clicks("compare pick", pick)
 
         page.get_by_role("tab", name="Attempts").click()
+        if "record" not in kinds:
+            return results
         before = len(timed.ms["record"])
         page.locator("#question textarea").fill("record")
         page.locator("#mode input[value=reasoning]").check()
@@ -200,9 +227,10 @@ def bench_language(browser, lang: str, clicks: int) -> dict:
         record = timed.ms["record"][before:]
         results["record"] = {"server_ms": [round(x, 1) for x in record], "max_ms": round(max(record), 1)}
         print(lang, "record", results["record"], flush=True)
+    finally:
         results["server_ms_by_event"] = {name: {"n": len(v), "p50": round(statistics.median(v), 1),
                                                 "p95": p95(v)} for name, v in timed.ms.items()}
-    finally:
+        print(lang, "server_ms_by_event", results["server_ms_by_event"], flush=True)
         context.close()
         app.close()
     return results
@@ -212,6 +240,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lang", choices=["en", "ja", "both"], default="both")
     ap.add_argument("--clicks", type=int, default=20)
+    ap.add_argument("--kinds", default=",".join(KINDS), help=f"a comma-separated choice of {', '.join(KINDS)}")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "workbench_latency.json"))
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
@@ -225,7 +254,7 @@ def main():
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         for lang in (["en", "ja"] if args.lang == "both" else [args.lang]):
             load = os.getloadavg()[0]
-            out["results"][lang] = bench_language(browser, lang, args.clicks)
+            out["results"][lang] = bench_language(browser, lang, args.clicks, set(args.kinds.split(",")))
             # Other work shares this machine's 2 cores: the load average says how much.
             out["results"][lang]["load_average_1min"] = [round(load, 1), round(os.getloadavg()[0], 1)]
         browser.close()

@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Iterator
 
 from .attempts import Attempt
-from .diffing import count_changes, diff_texts, tokenize
+from .diffing import align, count_changes, tokenize
 from .export import alpaca_jsonl
 from .prompts import PROMPTS_DIR
 from .runs import Runner, UserError
@@ -151,11 +151,12 @@ def words(text: str) -> int:
 
 def change_share(old: str, new: str) -> float:
     """The share of words that differ: (added + removed) / (words of old + words of new), from the
-    Compare view's word diff; 0.0 for identical texts, 1.0 for texts with no word in common."""
+    Compare view's word alignment (``align``: no equal word folded into a change); 0.0 for
+    identical texts, 1.0 for texts with no word in common."""
     total = words(old) + words(new)
     if not total:
         return 0.0
-    added, removed = count_changes(diff_texts(old, new))
+    added, removed = count_changes(align(old, new))
     return (added + removed) / total
 
 

@@ -49,29 +49,60 @@ def _append(out: list[Segment], text: str, tag: str | None) -> None:
         out.append((text, tag))
 
 
-def _segments(a: list[str], b: list[str], opcodes: Iterable[tuple[str, int, int, int, int]]) -> list[Segment]:
-    """Segments from opcodes over token lists: every run of changes between two equal stretches
-    becomes its deletions, then its insertions (what difflib calls a replace)."""
-    out: list[Segment] = []
-    removed: list[str] = []
-    added: list[str] = []
+def _groups(a: list[str], b: list[str], opcodes: Iterable[tuple[str, int, int, int, int]]) -> list:
+    """Opcodes over token lists as alternating groups: an equal stretch is its text (a str), every
+    run of changes between two equal stretches is [removed, added] texts (what difflib calls a
+    replace)."""
+    out: list = []
     for op, i1, i2, j1, j2 in opcodes:
         if op == "equal":
-            _append(out, "".join(removed), "-")
-            _append(out, "".join(added), "+")
-            removed, added = [], []
-            _append(out, "".join(a[i1:i2]), None)
+            out.append("".join(a[i1:i2]))
+        elif out and isinstance(out[-1], list):
+            out[-1][0] += "".join(a[i1:i2])
+            out[-1][1] += "".join(b[j1:j2])
         else:
-            removed += a[i1:i2]
-            added += b[j1:j2]
-    _append(out, "".join(removed), "-")
-    _append(out, "".join(added), "+")
+            out.append(["".join(a[i1:i2]), "".join(b[j1:j2])])
     return out
 
 
-def diff_texts(old: str, new: str) -> list[Segment]:
-    """The new text with deletions interleaved: joining the None and "+" parts gives ``new``,
-    joining the None and "-" parts gives ``old``."""
+def _fold(groups: list) -> list:
+    """Equal stretches that sit between two changes and are no longer (in characters) than the
+    change on each side become part of those changes: diff-match-patch's semantic cleanup rule.
+    Two unrelated English texts share thousands of single spaces and short words ("the", "a")
+    scattered between their words; marked one by one, two 3,000-token attempts gave ~7,500 marked
+    spans, which Chromium took 1.1-2.3 s to draw (docs/benchmarks.md). Folded, the changed stretch
+    reads as whole phrases removed and added. Equal stretches at either end, or longer than a change
+    beside them, stay: a typical edit of a few words shows exactly as before.
+
+    One pass with a stack: when a change grows by a fold, the equal stretch before it is checked
+    again, so the result is the fixed point (no equal stretch left that the rule would fold)."""
+    out: list = []
+    for group in groups:
+        if isinstance(group, str):
+            out.append(group)
+            continue
+        change = group
+        while len(out) >= 2 and isinstance(out[-2], list) and \
+                len(out[-1]) <= min(max(map(len, out[-2])), max(map(len, change))):
+            equal, before = out.pop(), out.pop()
+            change = [before[0] + equal + change[0], before[1] + equal + change[1]]
+        out.append(change)
+    return out
+
+
+def _segments(groups: list) -> list[Segment]:
+    """Segments from groups: a change shows its deletions, then its insertions."""
+    out: list[Segment] = []
+    for group in groups:
+        if isinstance(group, str):
+            _append(out, group, None)
+        else:
+            _append(out, group[0], "-")
+            _append(out, group[1], "+")
+    return out
+
+
+def _aligned(old: str, new: str) -> list:
     a, b = tokenize(old or ""), tokenize(new or "")
     # Tokens as small integers, numbered exactly by a dict: rapidfuzz would otherwise compare
     # strings by their hash, and a collision would show two different words as equal.
@@ -79,14 +110,27 @@ def diff_texts(old: str, new: str) -> list[Segment]:
     ids_a = [number.setdefault(t, len(number)) for t in a]
     ids_b = [number.setdefault(t, len(number)) for t in b]
     opcodes = Indel.opcodes(ids_a, ids_b)
-    return _segments(a, b, ((o.tag, o.src_start, o.src_end, o.dest_start, o.dest_end) for o in opcodes))
+    return _groups(a, b, ((o.tag, o.src_start, o.src_end, o.dest_start, o.dest_end) for o in opcodes))
+
+
+def align(old: str, new: str) -> list[Segment]:
+    """The token alignment as segments, before short equal stretches are folded into changes: every
+    token that the longest common subsequence keeps is shown as kept."""
+    return _segments(_aligned(old, new))
+
+
+def diff_texts(old: str, new: str) -> list[Segment]:
+    """The new text with deletions interleaved, as the Compare view shows it (``align`` with short
+    equal stretches between changes folded into them): joining the None and "+" parts gives
+    ``new``, joining the None and "-" parts gives ``old``."""
+    return _segments(_fold(_aligned(old, new)))
 
 
 def diff_texts_difflib(old: str, new: str) -> list[Segment]:
-    """The diff as the Compare view computed it before rapidfuzz (difflib, quadratic on English):
-    the reference the tests and bench/diff_speed.py hold ``diff_texts`` against."""
+    """The alignment as the Compare view computed it before rapidfuzz (difflib, quadratic on
+    English), unfolded: the reference the tests and bench/diff_speed.py hold ``align`` against."""
     a, b = tokenize(old or ""), tokenize(new or "")
-    return _segments(a, b, SequenceMatcher(None, a, b, autojunk=False).get_opcodes())
+    return _segments(_groups(a, b, SequenceMatcher(None, a, b, autojunk=False).get_opcodes()))
 
 
 _MARKUP = {None: "{}", "+": "<ins>{}</ins>", "-": "<del>{}</del>"}
@@ -110,10 +154,12 @@ def count_changes(segments: list[Segment]) -> tuple[int, int]:
     return counts["+"], counts["-"]
 
 
-def _summary(name: str, segments: list[Segment]) -> str:
-    added, removed = count_changes(segments)
+def _summary(name: str, aligned: list[Segment]) -> str:
+    """The counts come from the alignment (``align``): the words that really changed, not the
+    equal ones folded into a change for the view."""
+    added, removed = count_changes(aligned)
     if not added and not removed:
-        changed = any(tag for _, tag in segments)
+        changed = any(tag for _, tag in aligned)
         return f"{name}: {'whitespace only' if changed else 'unchanged'}"
     return f"{name}: +{added} \u2212{removed} words"
 
@@ -125,9 +171,14 @@ class AttemptDiff:
     summary: str  # e.g. "reasoning: +12 −3 words; response: +40 −38 words"
 
 
+def _shown_and_aligned(old: str, new: str) -> tuple[list[Segment], list[Segment]]:
+    groups = _aligned(old, new)
+    return _segments(_fold(groups)), _segments(groups)
+
+
 def diff_attempts(old: Attempt, new: Attempt) -> AttemptDiff:
     """Compare the reasoning each response was conditioned on, and the responses themselves."""
-    reasoning = diff_texts(old.reasoning, new.reasoning)
-    response = diff_texts(old.response, new.response)
-    return AttemptDiff(reasoning, response,
-                       f"{_summary('reasoning', reasoning)}; {_summary('response', response)}")
+    reasoning, reasoning_aligned = _shown_and_aligned(old.reasoning, new.reasoning)
+    response, response_aligned = _shown_and_aligned(old.response, new.response)
+    return AttemptDiff(reasoning, response, f"{_summary('reasoning', reasoning_aligned)}; "
+                                            f"{_summary('response', response_aligned)}")

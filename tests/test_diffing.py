@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bonsai_ui.attempts import Attempt
-from bonsai_ui.diffing import count_changes, diff_attempts, diff_texts, diff_texts_difflib, to_html, tokenize
+from bonsai_ui.diffing import align, count_changes, diff_attempts, diff_texts, diff_texts_difflib, to_html, tokenize
 
 DIFFS = [
     # old, new, expected (text, tag) pairs
@@ -52,7 +52,7 @@ def _readable(old, new, segments):
 EN = ("Jack has 4 pears. He eats 5 of them. So he has 0 left.\n"
       "The question is contradictory: 5 of 4 cannot be eaten.")
 JA = "ジャックは梨を4個持っています。5個食べます。残りは0個です。\n質問は矛盾しています。"
-# The table the rapidfuzz diff must reproduce exactly as difflib (the implementation before) did.
+# The table the rapidfuzz alignment must reproduce exactly as difflib (the implementation before) did.
 SAME_AS_BEFORE = [
     (EN, EN),  # equal
     ("", EN), (EN, ""),
@@ -72,11 +72,84 @@ SAME_AS_BEFORE = [
 ]
 
 
+MOVED, TABS, IDEOGRAPHIC_SPACE = SAME_AS_BEFORE[6], SAME_AS_BEFORE[9], SAME_AS_BEFORE[14]
+
+
 @pytest.mark.parametrize("old,new", SAME_AS_BEFORE)
-def test_diff_matches_the_difflib_implementation(old, new):
-    segments = diff_texts(old, new)
+def test_alignment_matches_the_difflib_implementation(old, new):
+    segments = align(old, new)
     assert segments == diff_texts_difflib(old, new)
     _readable(old, new, segments)
+    # What the view shows is the same, but for three cases of FOLDS: no other case has an equal
+    # stretch between two changes that is as short as both.
+    if (old, new) not in (MOVED, TABS, IDEOGRAPHIC_SPACE):
+        assert diff_texts(old, new) == segments
+
+
+# The view folds an equal stretch that sits between two changes and is no longer (in characters)
+# than each of them into those changes (diff-match-patch's semantic cleanup rule).
+FOLDS = [
+    # old, new, aligned (the longest common subsequence), shown
+    ("the cat sat", "the dog ran",  # unrelated words: the space between them is no landmark
+     [("the ", None), ("cat", "-"), ("dog", "+"), (" ", None), ("sat", "-"), ("ran", "+")],
+     [("the ", None), ("cat sat", "-"), ("dog ran", "+")]),
+    ("Jack has four pears", "Jill eats five books",
+     [("Jack", "-"), ("Jill", "+"), (" ", None), ("has", "-"), ("eats", "+"), (" ", None), ("four", "-"),
+      ("five", "+"), (" ", None), ("pears", "-"), ("books", "+")],
+     [("Jack has four pears", "-"), ("Jill eats five books", "+")]),
+    ("cat and dog", "cow and dot",  # " and " is longer than "cat"/"cow": it stays
+     [("cat", "-"), ("cow", "+"), (" and ", None), ("dog", "-"), ("dot", "+")],
+     [("cat", "-"), ("cow", "+"), (" and ", None), ("dog", "-"), ("dot", "+")]),
+    ("cat sat", "dog sat",  # an equal stretch at an end has a change on one side only: it stays
+     [("cat", "-"), ("dog", "+"), (" sat", None)], [("cat", "-"), ("dog", "+"), (" sat", None)]),
+    # A fold that makes a change longer reopens the equal stretch before it: 乙乙 (2) was longer
+    # than 丙/丑 (1); once 丁 (1) folds, 丙丁戊戊/丑丁寅寅 (4) swallow 乙乙 as well.
+    ("甲甲乙乙丙丁戊戊", "子子乙乙丑丁寅寅",
+     [("甲甲", "-"), ("子子", "+"), ("乙乙", None), ("丙", "-"), ("丑", "+"), ("丁", None), ("戊戊", "-"),
+      ("寅寅", "+")],
+     [("甲甲乙乙丙丁戊戊", "-"), ("子子乙乙丑丁寅寅", "+")]),
+    ("a\n\nb c", "x\n\ny z",  # whitespace is kept exactly inside a fold
+     [("a", "-"), ("x", "+"), ("\n\n", None), ("b", "-"), ("y", "+"), (" ", None), ("c", "-"), ("z", "+")],
+     [("a", "-"), ("x", "+"), ("\n\n", None), ("b c", "-"), ("y z", "+")]),
+    (*TABS,  # "b" is no longer than the changes around it
+     [("a", None), ("\t", "-"), (" ", "+"), ("b", None), ("\r\n", "-"), ("\n", "+"), ("c", None)],
+     [("a", None), ("\tb\r\n", "-"), (" b\n", "+"), ("c", None)]),
+    (*IDEOGRAPHIC_SPACE,  # by character: は between two changed characters
+     [("LUNA", None), ("\u3000", "-"), (" ", "+"), ("は", None), ("白", "-"), ("黒", "+"), ("猫", None)],
+     [("LUNA", None), ("\u3000は白", "-"), (" は黒", "+"), ("猫", None)]),
+    ("白猫と黒犬", "赤猫と青犬",  # 猫と is longer than one changed character: it stays
+     [("白", "-"), ("赤", "+"), ("猫と", None), ("黒", "-"), ("青", "+"), ("犬", None)],
+     [("白", "-"), ("赤", "+"), ("猫と", None), ("黒", "-"), ("青", "+"), ("犬", None)]),
+    (*MOVED,  # a moved sentence: the sentence between is as long as the moved one
+     [("Jack has 4 pears. ", "-"), ("He eats 5 of them", None), (". Jack has 4 pears", "+"),
+      (". So he has 0 left.\nThe question is contradictory: 5 of 4 cannot be eaten.", None)],
+     [("Jack has 4 pears. He eats 5 of them", "-"), ("He eats 5 of them. Jack has 4 pears", "+"),
+      (". So he has 0 left.\nThe question is contradictory: 5 of 4 cannot be eaten.", None)]),
+]
+
+
+@pytest.mark.parametrize("old,new,aligned,shown", FOLDS)
+def test_short_equal_stretches_between_changes_fold_into_them(old, new, aligned, shown):
+    assert align(old, new) == aligned
+    assert diff_texts(old, new) == shown
+    _readable(old, new, shown)
+    assert _foldable(shown) == []
+
+
+def _foldable(segments) -> list[str]:
+    """The equal stretches that the fold rule would still fold (none, once folded)."""
+    groups, change = [], None
+    for text, tag in segments:
+        if tag is None:
+            groups.append(text)
+            change = None
+        elif change is None:
+            change = {"-": "", "+": ""}
+            groups.append(change)
+        if tag:
+            change[tag] += text
+    return [g for before, g, after in zip(groups, groups[1:], groups[2:])
+            if isinstance(g, str) and len(g) <= min(max(map(len, before.values())), max(map(len, after.values())))]
 
 
 # Where an insertion or deletion could sit at two places of the same text, difflib and the longest
@@ -98,8 +171,8 @@ SLID = [
 
 @pytest.mark.parametrize("old,new,expected", SLID)
 def test_a_seam_may_move_but_the_same_tokens_change(old, new, expected):
-    segments = diff_texts(old, new)
-    assert segments == expected
+    segments = align(old, new)
+    assert segments == expected == diff_texts(old, new)
     before = diff_texts_difflib(old, new)
     assert segments != before
     for tag in "+-":
@@ -141,18 +214,23 @@ def _edit(rng: random.Random, tokens: list[str], pieces: list[str]) -> list[str]
 
 @pytest.mark.parametrize("script", sorted(PIECES))
 def test_random_edits_read_back_and_change_no_more_than_difflib(script):
-    """Property-style: 300 random texts and edits per script, seeded so a failure repeats."""
+    """Property-style: 300 random texts and edits per script, seeded so a failure repeats. The view
+    (folded) and the alignment both give back both texts; the alignment marks no more tokens than
+    difflib did, and the view leaves no equal stretch that the fold rule would take."""
     rng = random.Random(f"diff-{script}")
     pieces = PIECES[script]
     for _ in range(300):
         old = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
         new = "".join(_edit(rng, list(old), pieces) if rng.random() < 0.3 else
                       _edit(rng, tokenize(old), pieces))
-        segments = diff_texts(old, new)
-        _readable(old, new, segments)
-        assert _from_html(to_html(segments)) == (old, new)
+        segments, aligned = diff_texts(old, new), align(old, new)
+        for each in (segments, aligned):
+            _readable(old, new, each)
+            assert _from_html(to_html(each)) == (old, new)
+        assert _foldable(segments) == [], (old, new)
+        assert _changed(segments) >= _changed(aligned), (old, new)  # a fold only adds to changes
         # A longest common subsequence keeps at least as many tokens as difflib's blocks did.
-        assert _changed(segments) <= _changed(diff_texts_difflib(old, new)), (old, new)
+        assert _changed(aligned) <= _changed(diff_texts_difflib(old, new)), (old, new)
 
 
 HTML = [
@@ -215,6 +293,8 @@ SUMMARIES = [
     (("a b", "x"), ("a\nb", "x"), "reasoning: whitespace only; response: unchanged"),
     (("", "vanilla answer"), ("new reasoning", "answer"),
      "reasoning: +2 \u22120 words; response: +0 \u22121 words"),
+    # Shown folded ("cat a sat" removed, "dog a ran" added), counted as aligned: "a" did not change.
+    (("cat a sat", "x"), ("dog a ran", "x"), "reasoning: +2 \u22122 words; response: unchanged"),
 ]
 
 

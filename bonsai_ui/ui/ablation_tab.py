@@ -18,10 +18,11 @@ import gradio as gr
 from .. import hosting
 from ..ablation import (Ablator, AblationRequest, Result, attempts_jsonl, export_rows, replacements,
                         result_attempt, rows_csv, rows_jsonl)
+from ..attempts import Attempt
 from ..diffing import Segment, diff_texts
 from ..runs import UserError
 from ..settings import GenerationSettings
-from ..workbench import NUMBER_COL, RESTORE_COL, has_japanese, stored_json
+from ..workbench import has_japanese, stored_json
 from .common import PRIVATE, checked_settings
 from .editor import Editor
 from .texts import t
@@ -165,8 +166,9 @@ class AblationMap:
             stored, warning = stored_json(history.to_data())  # the wire carries JSON text
         if warning:
             gr.Warning(warning)
-        return {self.bench.history_wire: stored, self.held: {**holding, "recorded": True},
-                **self.bench.panel(history, question, input, show_all, a, b, shown, open_, newest=True)}
+        return self.bench.routed({self.bench.history_store: stored, self.held: {**holding, "recorded": True},
+                                  **self.bench.panel(history, question, input, show_all, a, b, shown, open_,
+                                                     newest=True)})
 
     def pick(self, holding, evt: gr.EventData):
         index = (evt._data or {}).get("unit")  # noqa: SLF001 - the data trigger() sent
@@ -175,23 +177,16 @@ class AblationMap:
             return gr.skip()
         return map_html(result, picked=index), detail_html(result, index), index
 
-    def reopen(self, history, ids, evt: gr.SelectData):
-        """↩ on an attempt that carries a map: show it, without running anything."""
-        row, col = evt.index
-        if col != RESTORE_COL or history is None:
-            return gr.skip()
-        try:
-            number = int(evt.row_value[NUMBER_COL]) if evt.row_value else len(ids) - row
-            attempt = history.get(ids[len(ids) - number])
-        except (IndexError, KeyError, ValueError, TypeError):
-            return gr.skip()
+    def reopen(self, attempt: Attempt) -> dict:
+        """↩ on an attempt that carries a map: show it, without running anything (Workbench.on_restore)."""
         result = Result.from_data(attempt.ablation)
         if result is None:
-            return gr.skip()
+            return {}
         req = AblationRequest(attempt.question, attempt.input, attempt.reasoning, attempt.prompt_format,
                               GenerationSettings(), result.unit, result.replacement, self.cap)
-        return (f"↩ the map kept with this attempt / 保存された結果\n\n{result.status}", map_html(result),
-                {"request": req, "result": result, "recorded": True}, detail_html(None, None), None)
+        return {self.progress: f"↩ the map kept with this attempt / 保存された結果\n\n{result.status}",
+                self.map: map_html(result), self.held: {"request": req, "result": result, "recorded": True},
+                self.detail: detail_html(None, None), self.picked: None}
 
     def export(self, holding):
         result = holding["result"] if holding else None
@@ -248,12 +243,12 @@ class AblationMap:
             self.run, [e.question, e.input, e.reasoning, e.prompt_format, self.unit, self.action,
                        self.replacement, *e.settings], shown, api_visibility="private",
             **e.guarded_run)
-        bench.stored(event.then(self.record, [bench.session, self.held, *bench.view_in[1:]],
-                                [bench.history_wire, self.held, *bench.view_out], **PRIVATE))
+        bench.applied(event.then(self.record, [bench.session, self.held, *bench.view_in[1:]],
+                                 [self.held, *bench.view_out], **PRIVATE))
         self.stop_btn.click(self.stop, None, None, api_visibility="private", concurrency_limit=None,
                             queue=False)
         self.map.click(self.pick, self.held, [self.map, self.detail, self.picked], **PRIVATE)
-        bench.table.select(self.reopen, [bench.session, bench.listed_ids], shown, **PRIVATE)
+        bench.on_restore(self.reopen, shown)
         self.preset.input(self.use_preset, [self.preset, e.question], [self.replacement, self.action],
                           **PRIVATE)
         self.export_btn.click(self.export, self.held, self.files, **PRIVATE)

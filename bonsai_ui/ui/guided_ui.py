@@ -64,8 +64,7 @@ class Guide:
             return gr.skip()
         text = guided.explanation(first.reasoning_sent, second.reasoning_sent, first.response,
                                   second.response)
-        return {bench.tabs_box: gr.Tabs(selected="compare"), self.explanation: text,
-                **bench.open_compare(history, a, b, shown)}
+        return {self.explanation: text, **bench.open_compare(history, a, b, shown)}
 
     def wire(self, editor: Editor, bench: Workbench) -> None:
         self.dismiss_btn.click(lambda: (True, gr.Group(visible=False)), None,
@@ -81,9 +80,13 @@ class Guide:
                 **editor.guarded_run)
             event = bench.record_after(run)
         picked = [bench.session, bench.pick_a, bench.pick_b, bench.shown_pair]
+        # Compare is opened by a browser-only step once the explanation shows: a server event with
+        # the tabs as an output would make Gradio's page copy every prop of everything in them (the
+        # 200-row table, both Compare lists, the diffs) on every later event's status changes.
         event.success(partial(self.finish, bench), picked,
-                      [bench.tabs_box, self.explanation, bench.compare_open, *bench.compare_out],
-                      **PRIVATE)
+                      [self.explanation, bench.compare_open, *bench.compare_out], **PRIVATE).then(
+            None, self.explanation, bench.tabs_box,
+            js="(text) => text ? {__type__: 'update', selected: 'compare'} : undefined", **PRIVATE)
 
 
 def build_guide() -> Guide:

@@ -68,6 +68,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
                 guide.explanation = gr.Markdown(elem_id="demo-explanation")
                 bench = build_workbench(editor, settings.max_upload)
                 build_ablation(editor, bench, settings.ablation_max_sentences)
+                bench.wire_table()  # after every part that ↩ also reopens (on_restore)
             with gr.Tab(t("tab_debate"), id="debate", elem_id="tab-debate"):
                 debate = build_debate(editor, runner, store, settings.max_upload)
         for event in editor.runs:

@@ -7,13 +7,15 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
+import orjson
 from gradio.utils import get_upload_folder
 
 from .. import hosting
 from .. import workbench as wb
-from ..attempts import History
+from ..attempts import Attempt, History
 from ..diffing import to_html
 from ..export import ImportFormatError
 from ..prompts import MODES
@@ -25,6 +27,12 @@ from .texts import t
 
 RELOAD = ("The server restarted since this page was opened: reload the page to go on (the attempts "
           "stored in this browser are kept). / サーバーが再起動しました。ページを再読み込みしてください。")
+
+
+# The browser-only step after every event that writes ``Workbench.sent``: the parts it holds go to
+# their components (an absent part leaves its component alone), then the wire is emptied.
+APPLY = """(text) => { if (!text) return [undefined, undefined, undefined, undefined];
+  const d = JSON.parse(text); return [d.history, d.marks, d.table, null]; }"""
 
 
 def held(history: History | None) -> History:
@@ -40,19 +48,27 @@ class Workbench:
     click used to send up and back down. Marks (★ ✗ notes) are written to their own small store;
     the texts' store only when texts change (a run recorded, an import, a clear).
 
-    The texts travel through ``history_wire``, never straight between the server and
-    ``history_store``: Gradio's page copies the value of every component that has been an input or
-    output of a server event, on every later event (its loading-status bookkeeping), and a 10 MB
-    history copied that way cost ~0.5 s a click. So the store is read and written by browser-only
-    steps, and the wire is emptied again once the store has the value. The wire holds JSON text
-    (``workbench.stored_json``), parsed by the page: a JSON component cost ~35 ms of server CPU
-    for each run recorded at 200 long attempts.
+    Nothing large is a server event's output: Gradio's page copies every prop of every component
+    that has ever been an output of a server event (``$state.snapshot``, leaf by leaf), about four
+    times per event (each loading-status change), whichever event it is. A 10 MB history copied
+    that way cost ~0.5 s a click; the 200-row table (~2,000 leaves) and the marks (~800) still
+    made up most of a ★'s ~900 ms of Chromium main thread under load (CDP profile,
+    docs/benchmarks.md). So the history, the marks and the table go out as one JSON text on
+    ``sent`` (a single string to copy), and a browser-only step (``APPLY``, wired by ``applied``)
+    hands each part to its component and empties the wire. The texts come in on ``history_wire``,
+    read from ``history_store`` by a browser-only step when the page loads. JSON text, not a JSON
+    component: that cost ~35 ms of server CPU for each run recorded at 200 long attempts.
+
+    One server event per table click: ↩ also reopens what other parts keep with an attempt
+    (``on_restore``: the ablation map), in the same event, rather than each part listening to the
+    table's clicks with its own round trip.
     """
 
     editor: Editor  # read for the question shown, written by restore
     history_store: gr.BrowserState
     marks_store: gr.BrowserState
-    history_wire: gr.Textbox  # the texts, as JSON text, on their way to or from history_store
+    history_wire: gr.Textbox  # the texts, as JSON text, read from history_store at load
+    sent: gr.Textbox  # JSON text of {history?, marks?, table?} for APPLY
     session: gr.State  # the History, read from history_store and marks_store at load
     shown_pair: gr.State  # the ids [A, B] whose diff the Compare tab shows
     compare_open: gr.State  # whether the Compare tab is the one open
@@ -83,6 +99,8 @@ class Workbench:
     # exports written there are the ones its delete_cache and our sweep remove
     cache_dir: str = field(default_factory=get_upload_folder)
     tabs_box: gr.Tabs | None = None  # the three tabs' container, for opening one (guided demo)
+    # what ↩ also shows: (updates for an attempt, their components), added by other parts (on_restore)
+    restore_hooks: list = field(default_factory=list)
 
     @property
     def list_in(self) -> list:
@@ -96,7 +114,7 @@ class Workbench:
 
     @property
     def list_out(self) -> list:
-        return [self.table, self.listed_ids, self.pick_a, self.pick_b]
+        return [self.sent, self.listed_ids, self.pick_a, self.pick_b]
 
     @property
     def compare_out(self) -> list:
@@ -106,6 +124,24 @@ class Workbench:
     def view_out(self) -> list:
         """Everything ``panel`` redraws."""
         return [*self.list_out, *self.compare_out]
+
+    def routed(self, updates: dict) -> dict:
+        """``updates`` with the history (JSON text), the marks and the table rows moved into one
+        JSON text on ``sent``, which APPLY hands to them in the browser."""
+        parts = {}
+        if self.history_store in updates:
+            parts["history"] = orjson.Fragment(updates.pop(self.history_store))
+        if self.marks_store in updates:
+            parts["marks"] = updates.pop(self.marks_store)
+        if self.table in updates:
+            parts["table"] = self.table.postprocess(updates.pop(self.table)).model_dump()
+        if parts:
+            updates[self.sent] = orjson.dumps(parts).decode("utf-8")
+        return updates
+
+    def on_restore(self, updates: Callable[[Attempt], dict], outputs: list) -> None:
+        """Have ↩ on an attempt also apply ``updates(attempt)`` to ``outputs``; before wire_table."""
+        self.restore_hooks.append((updates, outputs))
 
     # -- the attempts list -----------------------------------------------------------------------
 
@@ -148,13 +184,13 @@ class Workbench:
         warning = " ".join(w for w in (warning, wb.storage_warning(history.to_data())) if w)
         if warning:
             gr.Warning(warning)
-        return {self.session: history, self.history_wire: None, self.message: warning,
-                **self.listing(history, question, input, show_all, a, b)[0]}
+        return self.routed({self.session: history, self.history_wire: None, self.message: warning,
+                            **self.listing(history, question, input, show_all, a, b)[0]})
 
     def redraw(self, history, question, input, show_all, a, b, shown, open_):
         if history is None:
             return gr.skip()  # nothing to change (an empty dict would be one value)
-        return self.panel(history, question, input, show_all, a, b, shown, open_)
+        return self.routed(self.panel(history, question, input, show_all, a, b, shown, open_))
 
     def record(self, history, origin_value, question, input, show_all, a, b, shown, open_,
                request: gr.Request):
@@ -167,9 +203,9 @@ class Workbench:
             stored, warning = wb.stored_json(history.to_data())
         if warning:
             gr.Warning(warning)
-        return {self.history_wire: stored,
-                self.origin: wb.origin_for(state) if state.reasoning_generated else origin_value,
-                **self.panel(history, question, input, show_all, a, b, shown, open_, newest=True)}
+        return self.routed({self.history_store: stored,
+                            self.origin: wb.origin_for(state) if state.reasoning_generated else origin_value,
+                            **self.panel(history, question, input, show_all, a, b, shown, open_, newest=True)})
 
     def on_table_select(self, history, ids, question, input, show_all, evt: gr.SelectData):
         """One click: ↩ restores into the editor, ★/✗ toggle, any other cell selects for a note."""
@@ -185,7 +221,10 @@ class Workbench:
         except KeyError:
             return gr.skip()
         if col == wb.RESTORE_COL:
-            return self.restore(attempt, len(ids) - ids.index(attempt_id))
+            updates = self.restore(attempt, len(ids) - ids.index(attempt_id))
+            for hook, _ in self.restore_hooks:
+                updates.update(hook(attempt))
+            return updates
         if col in (wb.STAR_COL, wb.REJECT_COL):
             with self.lock:
                 if col == wb.STAR_COL:
@@ -193,7 +232,7 @@ class Workbench:
                 else:
                     history.reject(attempt_id, not attempt.rejected)
                 marks = history.marks_to_data()
-            return {self.marks_store: marks, self.table: self.rows(history, question, input, show_all)}
+            return self.routed({self.marks_store: marks, self.table: self.rows(history, question, input, show_all)})
         n = len(ids) - ids.index(attempt_id)
         return {self.selected: attempt_id,
                 self.note: gr.Textbox(value=attempt.note, label=f"Note on attempt #{n} / 試行 #{n} のメモ")}
@@ -228,7 +267,7 @@ class Workbench:
                            "先に一覧の試行を選択してください。")
                 return gr.skip()
             marks = history.marks_to_data()
-        return {self.marks_store: marks, self.table: self.rows(history, question, input, show_all)}
+        return self.routed({self.marks_store: marks, self.table: self.rows(history, question, input, show_all)})
 
     def show_compare(self, history, a, b, shown):
         return self.compared(held(history), a, b, shown, True) or gr.skip()
@@ -259,8 +298,8 @@ class Workbench:
             return {self.message: import_refused(name, error)}
         if not wb.listed(history, question, input, show_all):
             summary += " Tick “All questions” to see them. / 「すべての質問」で表示されます。"
-        return {self.history_wire: stored, self.message: summary,
-                **self.panel(history, question, input, show_all, a, b, shown, open_)}
+        return self.routed({self.history_store: stored, self.message: summary,
+                            **self.panel(history, question, input, show_all, a, b, shown, open_)})
 
     @staticmethod
     def ask_clear(history):
@@ -278,42 +317,38 @@ class Workbench:
         with self.lock:
             history.clear()
             stored, marks = wb.stored_json(history.to_data())[0], history.marks_to_data()
-        return {self.history_wire: stored, self.marks_store: marks, self.clear_btn: gr.Button(visible=True),
-                self.really_btn: gr.Button(visible=False), self.cancel_btn: gr.Button(visible=False),
-                self.message: "History cleared. / 履歴を消去しました。",
-                **self.panel(history, question, input, show_all, None, None, shown, open_)}
+        return self.routed({self.history_store: stored, self.marks_store: marks,
+                            self.clear_btn: gr.Button(visible=True), self.really_btn: gr.Button(visible=False),
+                            self.cancel_btn: gr.Button(visible=False),
+                            self.message: "History cleared. / 履歴を消去しました。",
+                            **self.panel(history, question, input, show_all, None, None, shown, open_)})
 
     # -- wiring ----------------------------------------------------------------------------------
 
-    def stored(self, event):
-        """After an event that put the history on the wire: into the browser's storage (a null
-        leaves the storage as it is), then the wire emptied. Returns the last step."""
-        return event.then(None, self.history_wire, self.history_store, js="(text) => text ? JSON.parse(text) : null",
-                          **PRIVATE).then(
-            None, None, self.history_wire, js="() => null", **PRIVATE)
+    def applied(self, event):
+        """After an event that may have written ``sent``: its parts to their components in the
+        browser, and the wire emptied (APPLY). Returns that step."""
+        return event.then(None, self.sent, [self.history_store, self.marks_store, self.table, self.sent],
+                          js=APPLY, **PRIVATE)
 
     def record_after(self, event):
         """Add the run that ``event`` finished to the history, and redraw; returns the last step."""
-        return self.stored(event.success(self.record, [self.session, self.origin, *self.view_in[1:]],
-                                  [self.history_wire, self.origin, *self.view_out], **PRIVATE))
+        return self.applied(event.success(self.record, [self.session, self.origin, *self.view_in[1:]],
+                                          [self.origin, *self.view_out], **PRIVATE))
 
     def load_after(self, event_trigger) -> None:
         """Read the stored history when the page loads (``event_trigger``: demo.load)."""
-        event_trigger(None, self.history_store, self.history_wire,
-                      js="(data) => data == null ? null : JSON.stringify(data)", **PRIVATE).then(
+        self.applied(event_trigger(None, self.history_store, self.history_wire,
+                                   js="(data) => data == null ? null : JSON.stringify(data)", **PRIVATE).then(
             self.load_history, [self.history_wire, self.marks_store, *self.list_in, self.pick_a, self.pick_b],
-            [self.session, self.history_wire, *self.list_out, self.message], **PRIVATE)
+            [self.session, self.history_wire, *self.list_out, self.message], **PRIVATE))
 
     def wire(self) -> None:
         e, view_in, view_out, list_in = self.editor, self.view_in, self.view_out, self.list_in
-        gr.on([e.question.change, e.input.change, self.show_all.change], self.redraw, view_in, view_out,
-              trigger_mode="always_last", **PRIVATE)
-        self.table.select(
-            self.on_table_select, [self.session, self.listed_ids, *list_in],
-            [self.marks_store, self.table, self.selected, self.note, self.origin, e.question, e.input,
-             e.mode, e.prompt_format, e.reasoning, e.response, e.stats, e.prompt, *e.settings], **PRIVATE)
-        gr.on([self.save_note_btn.click, self.note.submit], self.save_note,
-              [self.session, self.selected, self.note, *list_in], [self.marks_store, self.table], **PRIVATE)
+        self.applied(gr.on([e.question.change, e.input.change, self.show_all.change], self.redraw, view_in,
+                           view_out, trigger_mode="always_last", **PRIVATE))
+        self.applied(gr.on([self.save_note_btn.click, self.note.submit], self.save_note,
+                           [self.session, self.selected, self.note, *list_in], self.sent, **PRIVATE))
         picked = [self.session, self.pick_a, self.pick_b, self.shown_pair]
         gr.on([self.pick_a.input, self.pick_b.input], self.show_compare, picked, self.compare_out,
               trigger_mode="always_last", **PRIVATE)
@@ -323,14 +358,23 @@ class Workbench:
 
         self.export_btn.click(self.export, [self.session, self.scope], [self.export_out, self.message],
                               **PRIVATE)
-        self.stored(self.import_btn.upload(self.import_file, [self.import_btn, *view_in],
-                                           [self.history_wire, self.message, *view_out], **PRIVATE))
+        self.applied(self.import_btn.upload(self.import_file, [self.import_btn, *view_in],
+                                            [self.message, *view_out], **PRIVATE))
         confirm = [self.clear_btn, self.really_btn, self.cancel_btn, self.message]
         self.clear_btn.click(self.ask_clear, self.session, confirm, **PRIVATE)
         self.cancel_btn.click(self.cancel_clear, None, confirm, **PRIVATE)
-        self.stored(self.really_btn.click(
+        self.applied(self.really_btn.click(
             self.clear, [self.session, *list_in, self.shown_pair, self.compare_open],
-            [self.history_wire, self.marks_store, *confirm, *view_out], **PRIVATE))
+            [*confirm, *view_out], **PRIVATE))
+
+    def wire_table(self) -> None:
+        """The table's clicks, once every part has added what ↩ also shows (on_restore)."""
+        e = self.editor
+        self.applied(self.table.select(
+            self.on_table_select, [self.session, self.listed_ids, *self.list_in],
+            [self.sent, self.selected, self.note, self.origin, e.question, e.input, e.mode, e.prompt_format,
+             e.reasoning, e.response, e.stats, e.prompt, *e.settings,
+             *(c for _, outputs in self.restore_hooks for c in outputs)], **PRIVATE))
 
 
 def _attempts_tab() -> tuple:
@@ -387,7 +431,8 @@ def build_workbench(editor: Editor, max_upload: int) -> Workbench:
     """Lay the three tabs out under the editor and wire their own events."""
     stores = (gr.BrowserState(History().to_data(), storage_key=wb.HISTORY_KEY, secret=wb.history_secret()),
               gr.BrowserState(History().marks_to_data(), storage_key=wb.MARKS_KEY, secret=wb.history_secret()),
-              gr.Textbox(None, visible=False))  # history_store, marks_store, history_wire
+              gr.Textbox(None, visible=False), gr.Textbox(None, visible=False))
+    # history_store, marks_store, history_wire, sent
     session = (gr.State(None), gr.State(None), gr.State(False))  # session, shown_pair, compare_open
     states = (gr.State([]), gr.State(None), gr.State(None))  # listed_ids, selected, origin
     message = gr.Markdown(elem_id="workbench-message")
