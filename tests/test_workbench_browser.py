@@ -458,6 +458,9 @@ def test_a_full_history_of_long_attempts_is_marked_restored_and_compared(browser
         assert diffed == [], "nothing on screen needed a diff"
 
         tab(page, "Compare")  # the two newest, diffed now that they show
+        # the server's diff first (a summary shows once it is cached): the test's own compare()
+        # below then reads the cache, where before it could race the server's and diff too
+        expect(page.locator("#compare-summary")).to_contain_text("A → B", timeout=TIMEOUT_MS)
         expected = wb.compare(history, newest[1].id, newest[0].id)[0]
         expect(page.locator("#compare-summary")).to_have_text(expected, timeout=TIMEOUT_MS)
         assert diffed == [(newest[1].reasoning, newest[0].reasoning)]
