@@ -41,22 +41,22 @@ L2_FLUSH_BYTES = 256 * 2**20  # weight copies per shape add up to at least this
 SWEEP_UNTIL_S = float(os.environ.get("NF4_BENCH_SWEEP_S", 300))
 
 
-def sweep_configs(rule: Config, n: int, k: int) -> list[Config]:
-    """Neighbours of the rule's pick: other K tiles and splits, two pipeline stages."""
-    tiles, iters = -(-n // 64), k // rule.block_k
-    splits = sorted({d for d in (1, 2, 4, 7, 8, 14, 20, 37) if iters % d == 0 and iters // d >= 2}
-                    | {rule.split})
-    # CUDA-core sums (no shared-memory round trip of the weight tile): rows a program, warps, splits
-    out = [Config(bn, rule.block_k, d, w, tensor_cores=False, prefetch=p)
-           for bn, w in ((64, 4), (128, 4), (128, 8), (32, 2)) for d in splits for p in (True, False)
-           if p or bn == 64]
-    out += [Config(rule.block_n, rule.block_k, rule.split, prefetch=not rule.prefetch)]
+def sweep_configs(rule: Config, k: int) -> list[Config]:
+    """Neighbours of the rule's pick: rows and warps a program, K tiles, splits, the prefetch
+    off, and the tensor cores' sums (the path session 5 measured first)."""
+    out = []
     for block_k in (128, 256):
         iters = k // block_k
-        for split in sorted({2, 4, 7, 8, 10, 14, 20, 37} | {rule.split}):
-            if k % block_k == 0 and iters % split == 0 and (iters // split >= 2 or split == 1):
-                out.append(Config(rule.block_n, block_k, split))
+        for split in sorted({1, 2, 4, 7, 8, 10, 14, 20, 37} | {rule.split}):
+            if k % block_k or iters % split or (iters // split < 2 and split != 1):
+                continue
+            out += [Config(bn, block_k, split, warps)
+                    for bn, warps in ((64, 4), (128, 4), (128, 8), (32, 2))]
+            out += [Config(64, block_k, split, prefetch=False),
+                    Config(64, block_k, split, tensor_cores=True)]
     return [c for c in dict.fromkeys(out) if c != rule]
+
+
 STARTED = time.perf_counter()
 
 
@@ -133,7 +133,7 @@ def run_shape(model, name, n, k, has_bias, ceiling, emit):
     props = torch.cuda.get_device_properties(0) if DEVICE == "cuda" else None
     rule = pick_config(n, k, 64, props.multi_processor_count if props else 1)
     sweep = time.perf_counter() - STARTED < SWEEP_UNTIL_S
-    configs = [rule] + (sweep_configs(rule, n, k) if sweep else [])
+    configs = [rule] + (sweep_configs(rule, k) if sweep else [])
     times = {}
     for cfg in configs:
         times[cfg] = graph_time([lambda v=v, cfg=cfg: nf4_gemv(x, v, bias, cfg) for v in weights])
@@ -153,7 +153,7 @@ def run_shape(model, name, n, k, has_bias, ceiling, emit):
                maxdiff_vs_fp32=(ours - exact).abs().max().item(),
                bnb_gemv_maxdiff_vs_fp32=(theirs - exact).abs().max().item(),
                weights_equal_dequantize_4bit=same_weights, repeats_identical_100=repeats_identical,
-               sweep={f"{'' if c.tensor_cores else 'fma'}{c.block_n}x{c.block_k}s{c.split}w{c.num_warps}{'' if c.prefetch else 'nopf'}{f'r{c.maxnreg}' if c.maxnreg else ''}": round(t * 1e6, 2)
+               sweep={f"{'' if c.tensor_cores else 'fma'}{c.block_n}x{c.block_k}s{c.split}w{c.num_warps}{'' if c.prefetch else 'nopf'}": round(t * 1e6, 2)
                       for c, t in times.items()})
     emit(row)
     print(f"{model} {name:>4} {n}x{k}: ours {row['us_ours']:.1f} us ({row['share_ours']:.0%}) "

@@ -157,7 +157,7 @@ def quant_state_reason(qs, weight: torch.Tensor) -> str | None:
     if k % qs.blocksize:
         return f"in_features {k} is not a multiple of the blocksize {qs.blocksize}"
     if qs.dtype not in _TORCH_TO_KIND:
-        return f"weight dtype {qs.dtype} (the kernel's tensor-core sums take bf16 or fp16)"
+        return f"weight dtype {qs.dtype} (the kernel reads bf16 and fp16 layers)"
     if weight.numel() * weight.element_size() != n * k // 2 or not weight.is_contiguous():
         return "packed weight is not n*k/2 contiguous bytes"
     if qs.code is None or qs.code.numel() != 16:
@@ -201,18 +201,23 @@ class Config:
     block_k: int
     split: int = 1  # programs a 64-row tile's K is split over (partials added in index order)
     num_warps: int = 4
-    num_stages: int = 1
     prefetch: bool = True  # the next K tile's loads issued before the current tile's work
     # the sums: float32 multiply-adds on the CUDA cores, or the tensor cores (wgmma), whose weight
     # tile passes through shared memory: that pipe held them (Nsight, H200: L1/shared 75 % busy,
-    # DRAM 15 %, 35 % of issue slots) and the multiply-adds ran 1.23x faster on the 7B linears
+    # DRAM 15 %, 35 % of issue slots) and the multiply-adds ran the 7B linears 1.29x faster
+    # (3.27 vs 4.21 ms, H200). Register caps (56-80) were swept too and gained nothing.
     tensor_cores: bool = False
-    maxnreg: int | None = None  # registers a thread at most (more programs an SM), None: ptxas's
 
 
 @functools.lru_cache(maxsize=None)
 def _sms(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def config_for(w: NF4Weight, device: torch.device) -> Config:
+    """The fixed rule's pick for this layer on this device (the interpreter: one SM)."""
+    return pick_config(w.n, w.k, w.blocksize,
+                       _sms(device.index or 0) if device.type == "cuda" else 1)
 
 
 def pick_config(n: int, k: int, blocksize: int, sms: int) -> Config:
@@ -245,6 +250,14 @@ class Workspace:
 
 
 @triton.jit
+def _bf16_in_f32(x):
+    """float32 rounded to the nearest bf16 (ties to even), still in float32, in integers: the
+    interpreter's cast to bf16 truncates. Exact for finite values."""
+    b = x.to(tl.uint32, bitcast=True)
+    return ((b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000).to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def _bits_to(pr, W_KIND: tl.constexpr):
     if W_KIND == 0:
         w = pr.to(tl.uint16).to(tl.bfloat16, bitcast=True)
@@ -267,9 +280,8 @@ def _tile_weights(words, a, code_ptr, W_KIND: tl.constexpr, INTERPRET: tl.conste
         w = c * a[:, :, :, :, None]
         # the rounded values, held in float32 (the interpreter's bf16 casts truncate and its
         # bf16 dot is not exact): the dot below then runs in float32 on the same values
-        if W_KIND == 0:  # round to nearest even in integers
-            b = w.to(tl.uint32, bitcast=True)
-            w = ((b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000).to(tl.float32, bitcast=True)
+        if W_KIND == 0:
+            w = _bf16_in_f32(w)
         else:
             w = w.to(tl.float16).to(tl.float32)
     else:
@@ -334,8 +346,7 @@ def _rounded(total, W_KIND: tl.constexpr, INTERPRET: tl.constexpr):
     there the rounding is done in integers)."""
     if W_KIND == 0:
         if INTERPRET:
-            b = total.to(tl.uint32, bitcast=True)
-            total = ((b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000).to(tl.float32, bitcast=True)
+            total = _bf16_in_f32(total)
         out = total.to(tl.bfloat16)
     else:
         out = total.to(tl.float16)
@@ -458,8 +469,7 @@ def nf4_gemv(x: torch.Tensor, w: NF4Weight, bias: torch.Tensor | None = None,
     if x.numel() != x.shape[-1] or x.shape[-1] != w.k:
         raise ValueError(f"nf4_gemv takes one row of {w.k} inputs, got shape {tuple(x.shape)}")
     if config is None:
-        config = workspace.config if workspace is not None else pick_config(
-            w.n, w.k, w.blocksize, _sms(x.device.index or 0) if x.device.type == "cuda" else 1)
+        config = workspace.config if workspace is not None else config_for(w, x.device)
     if w.k % (config.block_k * config.split) or config.block_k % w.blocksize:
         raise ValueError(f"block_k {config.block_k} x split {config.split} must divide K {w.k} "
                          f"and block_k be a multiple of the blocksize {w.blocksize}")
@@ -485,6 +495,7 @@ def nf4_gemv(x: torch.Tensor, w: NF4Weight, bias: torch.Tensor | None = None,
         W_KIND=_TORCH_TO_KIND[w.dtype], HAS_BIAS=bias is not None, BLOCK_N=config.block_n,
         BLOCK_K=config.block_k, SPLIT=config.split, PREFETCH=config.prefetch,
         TENSOR_CORES=config.tensor_cores, INTERPRET=interpret,
-        num_warps=config.num_warps, num_stages=config.num_stages,
-        **({"maxnreg": config.maxnreg} if config.maxnreg and not interpret else {}))
+        # one stage: the kernel prefetches a tile in registers itself; Triton's pipelining (its
+        # default, 3) stages the loads through shared memory, a pipe this kernel keeps out of
+        num_warps=config.num_warps, num_stages=1)
     return out

@@ -22,7 +22,7 @@ from collections import Counter
 import torch
 from torch import nn
 
-from .nf4_gemv import (Workspace, from_quant_state, interpreting, nf4_gemv, pick_config,
+from .nf4_gemv import (Workspace, config_for, from_quant_state, interpreting, nf4_gemv,
                        quant_state_reason)
 
 
@@ -91,10 +91,8 @@ class NF4Linear(nn.Module):
     def _workspace_on(self, device: torch.device) -> Workspace:
         ws = self._workspace
         if ws is None or ws.counts.device != device:
-            w = self._weight
-            sms = torch.cuda.get_device_properties(device).multi_processor_count \
-                if device.type == "cuda" else 1
-            ws = self._workspace = Workspace(w.n, pick_config(w.n, w.k, w.blocksize, sms), device)
+            ws = self._workspace = Workspace(self._weight.n, config_for(self._weight, device),
+                                             device)
         return ws
 
     def extra_repr(self) -> str:
