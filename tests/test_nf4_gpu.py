@@ -35,9 +35,9 @@ def test_the_compiled_kernel_reads_bitsandbytes_weights_exactly(n, k, has_bias, 
     w = from_quant_state(packed, qs)
     deq = BF.dequantize_4bit(packed, qs)
     cols = [0, 1, 63, 64, k // 2 + 1, k - 1]
-    configs = [cfg for cfg in (Config(64, 256, 1), Config(64, 128, 2), Config(64, 256, 7, 4, 2),
-                               Config(64, 128, 2, tensor_cores=False),
-                               Config(128, 128, 1, 8, tensor_cores=False))
+    configs = [cfg for cfg in (Config(64, 256, 1), Config(64, 128, 2),
+                               Config(64, 256, 7, prefetch=False), Config(128, 128, 1, 8),
+                               Config(64, 128, 2, tensor_cores=True))
                if k % (cfg.block_k * cfg.split) == 0]
     for cfg in [None, *configs]:  # the fixed rule's pick, and the others that tile this K
         probe = torch.zeros(len(cols), k, device="cuda", dtype=torch.bfloat16)
