@@ -47,7 +47,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from llama_server import LlamaCppServer, LlamaServer, free_port, llama_server_binary  # noqa: E402
 
 NEW_TOKENS = 128
-QUESTION = "Write a long story about a dragon who learns to count pears."
+QUESTION = "Write a long story, at least ten paragraphs, about a dragon who learns to count pears."
 USERS = (1, 4, 8, 16)
 START_TIMEOUT_S = 180.0
 # llama-server's threads (after its own -t 2, one per core) and polling: see docs/benchmarks.md,

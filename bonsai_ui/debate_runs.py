@@ -39,17 +39,11 @@ class Progress:
 class DebateRunner:
     def __init__(self, runner: Runner):
         self.runner = runner
-        self._halts: dict[str, threading.Event] = {}
 
     def stop(self, session: str) -> None:
-        """Stop the running step at once and any "Run N rounds" after it."""
-        self._halts.setdefault(session, threading.Event()).set()
+        """Stop the running step at once and any "Run N rounds" after it (the Runner's series
+        flag: it lives only while the rounds run, so sessions leave nothing behind)."""
         self.runner.stop(session)
-
-    def _halt(self, session: str) -> threading.Event:
-        event = threading.Event()
-        self._halts[session] = event
-        return event
 
     # -- one step ----------------------------------------------------------------------------------
 
@@ -112,7 +106,11 @@ class DebateRunner:
         """Complete ``rounds`` rounds from round ``start``: every step not yet done (or stale) is
         run, the question is picked automatically where none is picked, and the next round is
         started with the sides swapped. Stop ends it at once."""
-        halt = self._halt(session)
+        with self.runner.series(session) as halt:
+            yield from self._rounds(debate, start, rounds, settings, session, halt)
+
+    def _rounds(self, debate: Debate, start: int, rounds: int, settings: GenerationSettings,
+                session: str, halt: threading.Event) -> Iterator[Progress]:
         total = rounds * len(ROUND_STEPS)
         i = start
         for r in range(rounds):

@@ -170,3 +170,40 @@ def test_a_round_on_the_real_model(llama_engine):
     assert "### " not in rnd.rebuttal.text  # the response ends at the next section header
     list(runs.step(d, 0, "questions", GenerationSettings(max_new_tokens=256), "real"))
     assert rnd.questions_step.text.strip()
+
+
+@pytest.mark.parametrize("stopped_before", [False, True])
+def test_debate_sessions_leave_no_flag_behind(stopped_before):
+    """Per-session state stays bounded (issue 10): "Run N rounds" holds its stop flag only while it
+    runs, and a Stop pressed with nothing running leaves nothing either, over 50 sessions."""
+    runs, _ = runner_with(*([ANSWER, REBUTTAL, QUESTIONS] * 50))
+    for n in range(50):
+        session = f"visitor-{n}"
+        if stopped_before:
+            runs.stop(session)  # a Stop with nothing running: no effect on the next rounds
+        progress = list(runs.run_rounds(new_debate(), 0, 1, S, session))
+        assert progress[-1].line.startswith("✅ 1 round(s) done"), progress[-1].line
+    assert runs.runner._halts == {} and runs.runner._cancels == {}
+
+
+def test_stopping_rounds_stops_only_that_session():
+    pieces = [f"w{i} " for i in range(300)]
+    runs, _ = runner_with(pieces, ANSWER, REBUTTAL, QUESTIONS, delay=0.005)
+    mine, theirs = new_debate(), new_debate()
+    got: dict[str, list] = {"mine": [], "theirs": []}
+
+    def rounds(name, debate):
+        for p in runs.run_rounds(debate, 0, 1, S, name):
+            got[name].append(p)
+
+    first = threading.Thread(target=rounds, args=("mine", mine))
+    first.start()
+    while not (got["mine"] and got["mine"][-1].state and got["mine"][-1].state.reasoning):
+        time.sleep(0.005)
+    runs.stop("theirs")  # another visitor's Stop, with nothing of theirs running
+    runs.stop("mine")
+    first.join()
+    assert got["mine"][-1].line.startswith("⏹ stopped in round 1 (answer)")
+    rounds("theirs", theirs)  # their rounds run to the end afterwards
+    assert got["theirs"][-1].line.startswith("✅ 1 round(s) done")
+    assert runs.runner._halts == {} and runs.runner._cancels == {}
