@@ -1,0 +1,53 @@
+"""What a new visitor's session costs the server: Gradio's SessionState for this page, made by
+Gradio's own eager copy of every block's config and by the lazy copy the app installs
+(bonsai_ui/ui/gradio_sessions.py). CPU time and traced memory a session, 200 sessions each.
+
+    python bench/session_cost.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+N = 200
+
+
+def measure(make) -> dict:
+    started = time.process_time()
+    for _ in range(N):
+        make()
+    cpu_ms = (time.process_time() - started) / N * 1000
+    tracemalloc.start()
+    kept = [make() for _ in range(N)]
+    memory, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del kept
+    return {"cpu_ms": round(cpu_ms, 3), "kB": round(memory / N / 1024, 1)}
+
+
+def main() -> None:
+    from gradio.state_holder import SessionState
+
+    from bonsai_ui.runs import Runner
+    from bonsai_ui.ui import LoadStatus, build_ui, gradio_sessions
+
+    demo = build_ui(Runner(), LoadStatus())
+
+    def eager():
+        state = SessionState.__new__(SessionState)
+        gradio_sessions.EAGER["init"](state, demo)
+        return state
+
+    print(json.dumps({"blocks": len(demo.blocks), "load_avg": os.getloadavg(),
+                      "gradio_eager": measure(eager), "lazy": measure(lambda: SessionState(demo))}))
+
+
+if __name__ == "__main__":
+    main()
