@@ -199,9 +199,10 @@ APP_OPTIONS: dict[str, Option] = {
     "queue_size": Option("--queue-size", "BONSAI_QUEUE_SIZE", 64,
                          "runs that may wait for a free place; beyond this a visitor is told the "
                          "app is busy", type=int, bounds=(1, 10_000)),
-    # Gradio keeps every session's page state (~0.3 MB a session here, measured by the soak in
-    # docs/benchmarks.md) for its state_session_capacity, default 10,000 sessions: ~3 GB before it
-    # levels off. 1,000 keeps the resident memory flat at ~0.3 GB of it.
+    # Gradio keeps every session's page state for its state_session_capacity, default 10,000
+    # sessions. Measured by the soaks in docs/benchmarks.md: ~0.36 MB a session with Gradio's own
+    # copy of the page's config (~3.6 GB before it levels off), ~65 kB with the lazy copy
+    # (ui/gradio_sessions.py). 1,000 keeps the resident memory flat at ~65 MB of it.
     "session_capacity": Option("--session-capacity", "BONSAI_SESSION_CAPACITY", 1000,
                                "sessions whose page state the server keeps; beyond, the least "
                                "recently used session's is dropped (its browser-stored history "
