@@ -154,7 +154,7 @@ class AblationMap:
     def stop(self, request: gr.Request):
         self.ablator.stop(request.session_hash or "")
 
-    def record(self, history, holding, question, input, show_all, a, b, shown, open_):
+    def record(self, history, holding, question, input, show_all, picked, shown, open_):
         """The finished (or stopped) sweep into the history, as its baseline attempt with the map."""
         if not holding or holding.get("recorded") or holding["result"].baseline is None:
             return gr.skip()
@@ -167,7 +167,7 @@ class AblationMap:
         if warning:
             gr.Warning(warning)
         return self.bench.routed({self.bench.history_store: stored, self.held: {**holding, "recorded": True},
-                                  **self.bench.panel(history, question, input, show_all, a, b, shown, open_,
+                                  **self.bench.panel(history, question, input, show_all, picked, shown, open_,
                                                      newest=True)})
 
     def pick(self, holding, evt: gr.EventData):

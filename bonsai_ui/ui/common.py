@@ -14,6 +14,26 @@ from ..settings import GenerationSettings, SettingsError
 
 # UI plumbing: kept out of the API, never queued behind the model, no spinner.
 PRIVATE = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
+
+
+def quiet_progress(demo: gr.Blocks, sink: gr.Component) -> int:
+    """Have every event whose progress is hidden (PRIVATE) report its loading status on ``sink``, a
+    hidden component, rather than on its outputs; returns how many events that is.
+
+    Gradio's page keeps the status of every component that was ever a progress target (by
+    default: every output of every event run so far) and, on each status change of any event
+    (about four an event), copies all props of each of them (``get_data``: Svelte's snapshot, one
+    ``structuredClone`` per leaf). The two Compare lists (200 choices each), the Debate tab's
+    table and lists (outputs of the page's load), and after a ↩ the editor's 14 fields were all
+    copied that way on every ★: 3,400-7,300 clones a ★ and ~25,000 a Compare pick at 200
+    Japanese attempts, ~400 ms of a pick's main thread under load (docs/benchmarks.md). These
+    events show no progress, so nothing on the page changes."""
+    quiet = [fn for fn in demo.fns.values() if fn.show_progress == "hidden" and fn.show_progress_on is None]
+    for fn in quiet:
+        fn.show_progress_on = [sink]
+    return len(quiet)
+
+
 # Every model run, on any tab, is in one queue group; Editor.model_run sets its one limit.
 MODEL_RUN = dict(concurrency_id="model")
 

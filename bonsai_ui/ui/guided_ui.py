@@ -55,16 +55,17 @@ class Guide:
                     "" if index == 0 else gr.skip())
         return load
 
-    def finish(self, bench: Workbench, history, a, b, shown):
+    def finish(self, bench: Workbench, history, picked, shown):
         """Compare opened on the pair just run (the two newest), with the one-sentence explanation."""
         history = held(history)
+        a, b = picked or (None, None)
         try:
             first, second = history.get(a), history.get(b)
         except KeyError:
             return gr.skip()
         text = guided.explanation(first.reasoning_sent, second.reasoning_sent, first.response,
                                   second.response)
-        return {self.explanation: text, **bench.open_compare(history, a, b, shown)}
+        return {self.explanation: text, **bench.open_compare(history, picked, shown)}
 
     def wire(self, editor: Editor, bench: Workbench) -> None:
         self.dismiss_btn.click(lambda: (True, gr.Group(visible=False)), None,
@@ -79,7 +80,7 @@ class Guide:
                 editor.regenerate_run, run_in, run_out, api_visibility="private",
                 **editor.guarded_run)
             event = bench.record_after(run)
-        picked = [bench.session, bench.pick_a, bench.pick_b, bench.shown_pair]
+        picked = [bench.session, bench.picked, bench.shown_pair]
         # Compare is opened by a browser-only step once the explanation shows: a server event with
         # the tabs as an output would make Gradio's page copy every prop of everything in them (the
         # 200-row table, both Compare lists, the diffs) on every later event's status changes.

@@ -15,7 +15,7 @@ from .. import hosting
 from .ablation_tab import build_ablation
 from ..runs import Runner
 from ..settings import AppSettings
-from .common import PRIVATE, LoadStatus, queue_guard
+from .common import PRIVATE, LoadStatus, queue_guard, quiet_progress
 from .debate_tab import build_debate, debate_store
 from .editor import build_editor
 from . import gradio_sessions
@@ -84,6 +84,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         bench.load_after(demo.load)
         debate.load_after(demo.load)
         guide.load_after(demo.load)
+        quiet_progress(demo, gr.Textbox(visible=False))  # before the Blocks' config is made, on exit
     return demo
 
 

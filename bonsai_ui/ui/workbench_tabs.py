@@ -29,6 +29,9 @@ RELOAD = ("The server restarted since this page was opened: reload the page to g
           "stored in this browser are kept). / サーバーが再起動しました。ページを再読み込みしてください。")
 
 
+# The browser-only step when the page loads: both stores as JSON text for load_history.
+STORED = "(data, marks) => [data, marks].map((v) => v == null ? null : JSON.stringify(v))"
+
 # The browser-only step after every event that writes ``Workbench.sent``: the parts it holds go to
 # their components (an absent part leaves its component alone), then the wire is emptied.
 APPLY = """(text) => { if (!text) return [undefined, undefined, undefined, undefined];
@@ -47,6 +50,12 @@ class Workbench:
     server-side session (``session``): at 200 attempts of 3,000 tokens it is ~10 MB, which every
     click used to send up and back down. Marks (★ ✗ notes) are written to their own small store;
     the texts' store only when texts change (a run recorded, an import, a clear).
+
+    Nothing large is a server event's input either: Gradio's page adds every input of a finished
+    event to the components whose loading status it keeps (``stream_state`` "closed" marks them
+    as inputs), and copies those on every later status change too. The Compare lists are read by
+    a browser-only step into ``pick_wire`` (``picked``, a server-side State, is what the other
+    events read), the marks store into ``marks_wire`` at load.
 
     Nothing large is a server event's output: Gradio's page copies every prop of every component
     that has ever been an output of a server event (``$state.snapshot``, leaf by leaf), about four
@@ -68,9 +77,12 @@ class Workbench:
     history_store: gr.BrowserState
     marks_store: gr.BrowserState
     history_wire: gr.Textbox  # the texts, as JSON text, read from history_store at load
+    marks_wire: gr.Textbox  # the marks, as JSON text, read from marks_store at load
     sent: gr.Textbox  # JSON text of {history?, marks?, table?} for APPLY
+    pick_wire: gr.Textbox  # JSON text of the ids [A, B] the Compare lists show, after a pick
     session: gr.State  # the History, read from history_store and marks_store at load
     shown_pair: gr.State  # the ids [A, B] whose diff the Compare tab shows
+    picked: gr.State  # the ids [A, B] the Compare lists show (pick_a, pick_b)
     compare_open: gr.State  # whether the Compare tab is the one open
     listed_ids: gr.State  # the ids of the attempts in the table, in its order
     selected: gr.State  # the attempt whose note is being edited
@@ -110,11 +122,11 @@ class Workbench:
     @property
     def view_in(self) -> list:
         """What decides the attempts listed and compared."""
-        return [self.session, *self.list_in, self.pick_a, self.pick_b, self.shown_pair, self.compare_open]
+        return [self.session, *self.list_in, self.picked, self.shown_pair, self.compare_open]
 
     @property
     def list_out(self) -> list:
-        return [self.sent, self.listed_ids, self.pick_a, self.pick_b]
+        return [self.sent, self.listed_ids, self.pick_a, self.pick_b, self.picked]
 
     @property
     def compare_out(self) -> list:
@@ -145,14 +157,14 @@ class Workbench:
 
     # -- the attempts list -----------------------------------------------------------------------
 
-    def listing(self, history, question, input, show_all, a, b, newest: bool = False) -> tuple[dict, str, str]:
-        """The table, the listed ids and the Compare picks, and the picks' ids; ``newest``: pick
-        the two latest."""
+    def listing(self, history, question, input, show_all, picked, newest: bool = False) -> tuple[dict, str, str]:
+        """The table, the listed ids and the Compare picks, and the picks' ids; ``picked``: the
+        ids [A, B] shown before; ``newest``: pick the two latest."""
         shown = wb.listed(history, question, input, show_all)
         ids = [x.id for x in shown]
-        a, b = wb.picks(ids, a, b, newest)
+        a, b = wb.picks(ids, *(picked or (None, None)), newest)
         options = wb.choices(shown)
-        return {self.table: wb.table_rows(shown), self.listed_ids: ids,
+        return {self.table: wb.table_rows(shown), self.listed_ids: ids, self.picked: [a, b],
                 self.pick_a: gr.Dropdown(choices=options, value=a),
                 self.pick_b: gr.Dropdown(choices=options, value=b)}, a, b
 
@@ -166,10 +178,10 @@ class Workbench:
         return {self.compare_summary: summary, self.diff_reasoning: to_html(diff_r),
                 self.diff_response: to_html(diff_a), self.shown_pair: [a, b]}
 
-    def panel(self, history, question, input, show_all, a, b, shown, open_, newest: bool = False) -> dict:
+    def panel(self, history, question, input, show_all, picked, shown, open_, newest: bool = False) -> dict:
         """Listing and diff, where the diff is computed from the history in hand, rather than by the
         picks' change events: those could run before the browser holds the new picks."""
-        updates, a, b = self.listing(history, question, input, show_all, a, b, newest)
+        updates, a, b = self.listing(history, question, input, show_all, picked, newest)
         return {**updates, **self.compared(history, a, b, shown, open_)}
 
     def rows(self, history, question, input, show_all) -> list[list]:
@@ -178,21 +190,21 @@ class Workbench:
         (~20 ms at 200 rows), plain rows are only postprocessed (the headers never change)."""
         return wb.table_rows(wb.listed(history, question, input, show_all))
 
-    def load_history(self, text, marks, question, input, show_all, a, b):
+    def load_history(self, text, marks_text, question, input, show_all, picked):
         history, warning = History.from_data(wb.read_stored(text))
-        history.apply_marks(marks)
+        history.apply_marks(wb.read_stored(marks_text))
         warning = " ".join(w for w in (warning, wb.storage_warning(history.to_data())) if w)
         if warning:
             gr.Warning(warning)
-        return self.routed({self.session: history, self.history_wire: None, self.message: warning,
-                            **self.listing(history, question, input, show_all, a, b)[0]})
+        return self.routed({self.session: history, self.history_wire: None, self.marks_wire: None,
+                            self.message: warning, **self.listing(history, question, input, show_all, picked)[0]})
 
-    def redraw(self, history, question, input, show_all, a, b, shown, open_):
+    def redraw(self, history, question, input, show_all, picked, shown, open_):
         if history is None:
             return gr.skip()  # nothing to change (an empty dict would be one value)
-        return self.routed(self.panel(history, question, input, show_all, a, b, shown, open_))
+        return self.routed(self.panel(history, question, input, show_all, picked, shown, open_))
 
-    def record(self, history, origin_value, question, input, show_all, a, b, shown, open_,
+    def record(self, history, origin_value, question, input, show_all, picked, shown, open_,
                request: gr.Request):
         state = self.editor.runner.finished(request.session_hash or "")
         if state is None:  # nothing finished (the run failed before it started)
@@ -205,7 +217,7 @@ class Workbench:
             gr.Warning(warning)
         return self.routed({self.history_store: stored,
                             self.origin: wb.origin_for(state) if state.reasoning_generated else origin_value,
-                            **self.panel(history, question, input, show_all, a, b, shown, open_, newest=True)})
+                            **self.panel(history, question, input, show_all, picked, shown, open_, newest=True)})
 
     def on_table_select(self, history, ids, question, input, show_all, evt: gr.SelectData):
         """One click: ↩ restores into the editor, ★/✗ toggle, any other cell selects for a note."""
@@ -269,11 +281,16 @@ class Workbench:
             marks = history.marks_to_data()
         return self.routed({self.marks_store: marks, self.table: self.rows(history, question, input, show_all)})
 
-    def show_compare(self, history, a, b, shown):
-        return self.compared(held(history), a, b, shown, True) or gr.skip()
+    def show_compare(self, history, wire, shown):
+        """A pick in either Compare list (``wire``: the JSON text of both lists' ids)."""
+        try:
+            a, b = orjson.loads(wire or "null")
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            return gr.skip()
+        return {self.picked: [a, b], **self.compared(held(history), a, b, shown, True)}
 
-    def open_compare(self, history, a, b, shown):
-        return {self.compare_open: True, **self.compared(held(history), a, b, shown, True)}
+    def open_compare(self, history, picked, shown):
+        return {self.compare_open: True, **self.compared(held(history), *(picked or (None, None)), shown, True)}
 
     # -- export, import, clear -------------------------------------------------------------------
 
@@ -286,7 +303,7 @@ class Workbench:
             return None, str(error)
         return [str(p) for p in paths], summary
 
-    def import_file(self, path, history, question, input, show_all, a, b, shown, open_):
+    def import_file(self, path, history, question, input, show_all, picked, shown, open_):
         name = Path(path).name if path else "?"
         history = held(history)
         try:
@@ -299,7 +316,7 @@ class Workbench:
         if not wb.listed(history, question, input, show_all):
             summary += " Tick “All questions” to see them. / 「すべての質問」で表示されます。"
         return self.routed({self.history_store: stored, self.message: summary,
-                            **self.panel(history, question, input, show_all, a, b, shown, open_)})
+                            **self.panel(history, question, input, show_all, picked, shown, open_)})
 
     @staticmethod
     def ask_clear(history):
@@ -321,7 +338,7 @@ class Workbench:
                             self.clear_btn: gr.Button(visible=True), self.really_btn: gr.Button(visible=False),
                             self.cancel_btn: gr.Button(visible=False),
                             self.message: "History cleared. / 履歴を消去しました。",
-                            **self.panel(history, question, input, show_all, None, None, shown, open_)})
+                            **self.panel(history, question, input, show_all, None, shown, open_)})
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -338,10 +355,10 @@ class Workbench:
 
     def load_after(self, event_trigger) -> None:
         """Read the stored history when the page loads (``event_trigger``: demo.load)."""
-        self.applied(event_trigger(None, self.history_store, self.history_wire,
-                                   js="(data) => data == null ? null : JSON.stringify(data)", **PRIVATE).then(
-            self.load_history, [self.history_wire, self.marks_store, *self.list_in, self.pick_a, self.pick_b],
-            [self.session, self.history_wire, *self.list_out, self.message], **PRIVATE))
+        self.applied(event_trigger(None, [self.history_store, self.marks_store], [self.history_wire, self.marks_wire],
+                                   js=STORED, **PRIVATE).then(
+            self.load_history, [self.history_wire, self.marks_wire, *self.list_in, self.picked],
+            [self.session, self.history_wire, self.marks_wire, *self.list_out, self.message], **PRIVATE))
 
     def wire(self) -> None:
         e, view_in, view_out, list_in = self.editor, self.view_in, self.view_out, self.list_in
@@ -349,9 +366,11 @@ class Workbench:
                            view_out, trigger_mode="always_last", **PRIVATE))
         self.applied(gr.on([self.save_note_btn.click, self.note.submit], self.save_note,
                            [self.session, self.selected, self.note, *list_in], self.sent, **PRIVATE))
-        picked = [self.session, self.pick_a, self.pick_b, self.shown_pair]
-        gr.on([self.pick_a.input, self.pick_b.input], self.show_compare, picked, self.compare_out,
-              trigger_mode="always_last", **PRIVATE)
+        picked = [self.session, self.picked, self.shown_pair]
+        gr.on([self.pick_a.input, self.pick_b.input], None, [self.pick_a, self.pick_b], self.pick_wire,
+              js="(a, b) => JSON.stringify([a, b])", **PRIVATE).then(
+            self.show_compare, [self.session, self.pick_wire, self.shown_pair], [self.picked, *self.compare_out],
+            trigger_mode="always_last", **PRIVATE)
         attempts_tab, compare_tab, export_tab = self.tabs
         compare_tab.select(self.open_compare, picked, [self.compare_open, *self.compare_out], **PRIVATE)
         gr.on([attempts_tab.select, export_tab.select], lambda: False, None, self.compare_open, **PRIVATE)
@@ -431,9 +450,10 @@ def build_workbench(editor: Editor, max_upload: int) -> Workbench:
     """Lay the three tabs out under the editor and wire their own events."""
     stores = (gr.BrowserState(History().to_data(), storage_key=wb.HISTORY_KEY, secret=wb.history_secret()),
               gr.BrowserState(History().marks_to_data(), storage_key=wb.MARKS_KEY, secret=wb.history_secret()),
-              gr.Textbox(None, visible=False), gr.Textbox(None, visible=False))
-    # history_store, marks_store, history_wire, sent
-    session = (gr.State(None), gr.State(None), gr.State(False))  # session, shown_pair, compare_open
+              *(gr.Textbox(None, visible=False) for _ in range(4)))
+    # history_store, marks_store, history_wire, marks_wire, sent, pick_wire
+    session = (gr.State(None), gr.State(None), gr.State([None, None]), gr.State(False))
+    # session, shown_pair, picked, compare_open
     states = (gr.State([]), gr.State(None), gr.State(None))  # listed_ids, selected, origin
     message = gr.Markdown(elem_id="workbench-message")
     with gr.Tabs(elem_id="workbench") as tabs_box:
