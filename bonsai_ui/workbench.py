@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from .attempts import Attempt, History, timings_dict
+from .attempts import HISTORY_VERSION, Attempt, History, timings_dict
 from .diffing import AttemptDiff, Segment, diff_attempts
 from .export import (ImportFormatError, alpaca_jsonl, dpo_jsonl, dpo_pairs, exportable, import_jsonl,
                      messages_jsonl)
@@ -160,11 +160,15 @@ def listed(history: History, question: str, input: str, all_questions: bool) -> 
     return history.for_question(question or "", input or "")
 
 
+# An attempt's texts never change; 3 previews an attempt (two cells, a Compare choice), so 1,024
+# entries hold 200 attempts' twice over, and keep at most ~15 MB of texts of ended sessions alive.
+@lru_cache(maxsize=1024)
 def _preview(text: str, width: int = 80) -> str:
     """The text on one line, cut to ``width`` with "…".
 
     Only the head is read when it is long enough: collapsing the whitespace of a whole 3,000-token
-    reasoning for an 80-character cell cost ~0.2 ms, 90 ms for a list of 200 attempts.
+    reasoning for an 80-character cell cost ~0.2 ms, 90 ms for a list of 200 attempts. Kept for
+    the next redraw (a ★ redraws every row): the key's hash is cached in the string itself.
     """
     head = text[: width * 4]
     line = " ".join(head.split())
@@ -173,6 +177,7 @@ def _preview(text: str, width: int = 80) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+@lru_cache(maxsize=2048)  # parsed and formatted again for each of 200 rows on every ★: ~1 ms
 def _time(created: str) -> str:
     try:
         return datetime.fromisoformat(created).astimezone(timezone.utc).strftime("%m-%d %H:%M:%S")
@@ -337,23 +342,26 @@ def import_into(history: History, data: bytes) -> str:
 STORAGE_WARN_CHARS = 4_000_000
 
 
-def stored_json(data: dict) -> tuple[str, str]:
-    """The history as the JSON text the browser stores, and a warning when that nears the
-    browser's limit ("" otherwise). The page gets text, not a JSON value: orjson writes 200
-    attempts of 3,000-token English in 1.5 ms, where json.dumps took 26 ms and Gradio's JSON
-    component (an orjson round trip, then pydantic's dump of the 10 MB value) ~35 ms on every run
-    recorded (this 2-vCPU machine)."""
-    text = orjson.dumps(data)
+def stored_json(history: History) -> tuple[bytes, str]:
+    """The history as the JSON the browser stores (UTF-8 bytes, byte for byte
+    ``orjson.dumps(history.to_data())``), and a warning when that nears the browser's limit (""
+    otherwise). The page gets text, not a JSON value: orjson writes 200 attempts of 3,000-token
+    English in 1.5 ms, where json.dumps took 26 ms and Gradio's JSON component (an orjson round
+    trip, then pydantic's dump of the 10 MB value) ~35 ms on every run recorded (this 2-vCPU
+    machine). orjson writes the attempts' dataclass fields itself, in order, as asdict would:
+    to_data's deep copy took 17-18 ms at that size. Bytes: decoding 10 MB to a str took another
+    11-15 ms, and the wire (Workbench.routed) takes the bytes as they are."""
+    text = orjson.dumps({"version": HISTORY_VERSION, "attempts": history.attempts})
     chars = len(text) * 4 // 3
     if chars < STORAGE_WARN_CHARS:
-        return text.decode("utf-8"), ""
-    return text.decode("utf-8"), (
+        return text, ""
+    return text, (
         f"The history takes about {chars / 1e6:.1f} million characters of the browser's storage "
         "(about 5 fit): export what you want to keep, then clear it. / 履歴が大きすぎます。")
 
 
-def storage_warning(data: dict) -> str:
-    return stored_json(data)[1]
+def storage_warning(history: History) -> str:
+    return stored_json(history)[1]
 
 
 def read_stored(text: str | None):

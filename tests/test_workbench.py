@@ -4,6 +4,7 @@ the attempts list, compare, export/import and the browser-storage secret."""
 import json
 from dataclasses import replace
 
+import orjson
 import pytest
 
 from bonsai_ui.attempts import Attempt, History
@@ -319,10 +320,13 @@ def test_the_stored_json_reads_back_as_the_history():
     history = _history(Attempt(question=Q_JA, reasoning_sent="猫の色\nを確認", response="黒猫 é \"q\" \\",
                                settings={"seed": 7, "temperature": 0.0}, timings={"ttft_s": None}),
                        Attempt(question=Q_EN, reasoning_sent="Count.\n\n" * 50, response="7"))
+    history.attempts[0].ablation = {"units": [{"text": "猫", "share": 0.5}], "baseline": None}
     data = history.to_data()
-    text, warning = wb.stored_json(data)
+    text, warning = wb.stored_json(history)
     assert json.loads(text) == data and wb.read_stored(text) == data and warning == ""
     assert History.from_data(wb.read_stored(text))[0].to_data() == data
+    # written from the attempts themselves, without to_data's deep copy: byte for byte the same
+    assert text == orjson.dumps(data)
 
 
 @pytest.mark.parametrize("text,value", [(None, None), ("", None), ("{not json", "unreadable")])
@@ -403,9 +407,9 @@ def test_a_malformed_import_adds_nothing_and_says_why(data, message):
 
 
 def test_storage_warning_only_near_the_browsers_limit():
-    small = _graded().to_data()
+    small = _graded()
     assert wb.storage_warning(small) == ""
-    big = _history(*(Attempt(question="Q", response="猫" * 10_000) for _ in range(150))).to_data()
+    big = _history(*(Attempt(question="Q", response="猫" * 10_000) for _ in range(150)))
     assert "export what you want to keep" in wb.storage_warning(big)
 
 

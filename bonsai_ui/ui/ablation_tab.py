@@ -163,7 +163,7 @@ class AblationMap:
         with self.bench.lock:
             history = held(history)
             history.add(attempt)
-            stored, warning = stored_json(history.to_data())  # the wire carries JSON text
+            stored, warning = stored_json(history)  # the wire carries the JSON as it is
         if warning:
             gr.Warning(warning)
         return self.bench.routed({self.bench.history_store: stored, self.held: {**holding, "recorded": True},

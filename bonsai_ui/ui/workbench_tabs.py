@@ -193,7 +193,7 @@ class Workbench:
     def load_history(self, text, marks_text, question, input, show_all, picked):
         history, warning = History.from_data(wb.read_stored(text))
         history.apply_marks(wb.read_stored(marks_text))
-        warning = " ".join(w for w in (warning, wb.storage_warning(history.to_data())) if w)
+        warning = " ".join(w for w in (warning, wb.storage_warning(history)) if w)
         if warning:
             gr.Warning(warning)
         return self.routed({self.session: history, self.history_wire: None, self.marks_wire: None,
@@ -212,7 +212,7 @@ class Workbench:
         with self.lock:
             history = held(history)
             history.add(wb.attempt_from_run(state, origin_value))
-            stored, warning = wb.stored_json(history.to_data())
+            stored, warning = wb.stored_json(history)
         if warning:
             gr.Warning(warning)
         return self.routed({self.history_store: stored,
@@ -310,7 +310,7 @@ class Workbench:
             data = read_upload(path, self.max_upload)
             with self.lock:
                 summary = wb.import_into(history, data)
-                stored = wb.stored_json(history.to_data())[0]
+                stored = wb.stored_json(history)[0]
         except (ImportFormatError, UploadRefused, OSError) as error:
             return {self.message: import_refused(name, error)}
         if not wb.listed(history, question, input, show_all):
@@ -333,7 +333,7 @@ class Workbench:
         history = held(history)
         with self.lock:
             history.clear()
-            stored, marks = wb.stored_json(history.to_data())[0], history.marks_to_data()
+            stored, marks = wb.stored_json(history)[0], history.marks_to_data()
         return self.routed({self.history_store: stored, self.marks_store: marks,
                             self.clear_btn: gr.Button(visible=True), self.really_btn: gr.Button(visible=False),
                             self.cancel_btn: gr.Button(visible=False),
