@@ -1,0 +1,41 @@
+"""The page's events as Gradio's config hands them to the browser (no server, no browser): what the
+page copies on every click depends on which components are an event's progress targets and inputs
+(docs/benchmarks.md, issue 14's fourth pass)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bonsai_ui.engine import Engine
+from bonsai_ui.runs import Runner
+from conftest import ScriptedBackend
+
+
+@pytest.fixture(scope="module")
+def config():
+    from bonsai_ui.ui import LoadStatus, build_ui
+
+    demo = build_ui(Runner(Engine(ScriptedBackend(pieces=["a"]))), LoadStatus())
+    return demo.config, {c["id"]: c for c in demo.config["components"]}
+
+
+def test_events_with_hidden_progress_report_it_on_one_hidden_component(config):
+    cfg, components = config
+    hidden = [d for d in cfg["dependencies"] if d["show_progress"] == "hidden"]
+    sinks = {tuple(d["show_progress_on"] or ()) for d in hidden}
+    assert len(hidden) > 50 and len(sinks) == 1
+    (sink,) = sinks.pop()
+    assert components[sink]["type"] == "textbox" and components[sink]["props"]["visible"] is False
+    # the model runs keep their progress on their outputs, as before
+    shown = [d for d in cfg["dependencies"] if d["show_progress"] != "hidden" and d["outputs"]]
+    assert shown and all(d["show_progress_on"] is None for d in shown)
+
+
+@pytest.mark.parametrize("elem_id", ["compare-a", "compare-b"])
+def test_no_server_event_reads_a_compare_list(config, elem_id):
+    """A browser-only step reads the lists into pick_wire; a server event reading them would make
+    the page copy their 200 choices on every later status change of every event."""
+    cfg, components = config
+    (list_id,) = [i for i, c in components.items() if c["props"].get("elem_id") == elem_id]
+    readers = [d for d in cfg["dependencies"] if list_id in d["inputs"]]
+    assert readers and all(not d["backend_fn"] for d in readers)
