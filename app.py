@@ -13,7 +13,7 @@ from bonsai_ui.engine import LoadError, load_engine
 from bonsai_ui.hosting import exposure_warning
 from bonsai_ui.runs import Runner
 from bonsai_ui.settings import AppSettings, parse_app_settings
-from bonsai_ui.ui import LoadStatus, build_ui, gradio_max_size, launch_kwargs
+from bonsai_ui.ui import LoadStatus, build_ui, gradio_max_size, launch_kwargs, settle
 
 
 def default_format(settings: AppSettings, runner: Runner) -> str:
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         demo.close()
         return 2
     status.ready = True
+    settle()
     demo.block_thread()
     return 0
 

@@ -39,6 +39,7 @@ import gradio as gr  # noqa: E402
 from bonsai_ui import workbench as wb  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
 from bonsai_ui.runs import Runner  # noqa: E402
+from bonsai_ui.ui import settle  # noqa: E402
 
 # Arms a watcher: t0 at the next mousedown anywhere (capturing, so before the page's handlers),
 # then polls once per animation frame until ``until`` holds; resolves to the milliseconds between.
@@ -128,6 +129,7 @@ def bench_language(browser, lang: str, clicks: int, kinds: set[str]) -> dict:
         except ValueError:
             if attempt == 2:
                 raise
+    settle()  # as app.py does once the server runs and the model is loaded
     timed = Timed(app.demo)
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()

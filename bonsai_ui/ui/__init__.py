@@ -3,8 +3,8 @@
 ``texts``, shared pieces in ``common``."""
 
 from .common import LoadStatus, gradio_max_size
-from .page import CSS, build_ui, launch_kwargs
+from .page import CSS, build_ui, launch_kwargs, settle
 from .texts import I18N, TEXTS, TITLE, t
 
-__all__ = ["CSS", "I18N", "LoadStatus", "TEXTS", "TITLE", "build_ui", "gradio_max_size",
+__all__ = ["CSS", "I18N", "LoadStatus", "TEXTS", "TITLE", "build_ui", "gradio_max_size", "settle",
            "launch_kwargs", "t"]
