@@ -39,3 +39,33 @@ def test_no_server_event_reads_a_compare_list(config, elem_id):
     (list_id,) = [i for i, c in components.items() if c["props"].get("elem_id") == elem_id]
     readers = [d for d in cfg["dependencies"] if list_id in d["inputs"]]
     assert readers and all(not d["backend_fn"] for d in readers)
+
+
+def _deps(cfg, name: str) -> list[dict]:
+    return [d for d in cfg["dependencies"] if d["backend_fn"] and d.get("api_name") == name]
+
+
+def test_a_table_click_sends_one_wire_and_states(config):
+    """★, ✗, a note's selection and ↩ answer through one wire (relay.py): an output the handler
+    left out would be rebuilt by Gradio on every click (~0.8 ms each; 18 of them on a ★)."""
+    cfg, components = config
+    (click,) = _deps(cfg, "on_table_select")
+    kinds = [components[i]["type"] for i in click["outputs"]]
+    assert kinds.count("state") == len(kinds) - 1
+    (wire,) = [i for i in click["outputs"] if components[i]["type"] != "state"]
+    assert components[wire]["type"] == "textbox" and components[wire]["props"]["visible"] is False
+    # the browser step after it hands the wire out to the editor, the table, the note, ...
+    steps = [d for d in cfg["dependencies"] if not d["backend_fn"] and d["inputs"] == [wire]]
+    assert len(steps) == 1 and len(steps[0]["outputs"]) > 15 and steps[0]["outputs"][-1] == wire
+
+
+@pytest.mark.parametrize("elem_id", ["compare-a", "compare-b"])
+def test_a_pick_is_one_browser_step_and_one_server_event(config, elem_id):
+    cfg, components = config
+    (list_id,) = [i for i, c in components.items() if c["props"].get("elem_id") == elem_id]
+    (step,) = [d for d in cfg["dependencies"] if (list_id, "input") in map(tuple, d["targets"])]
+    assert not step["backend_fn"] and step["inputs"] == [list_id]  # this list alone: a copy of one
+    (wire,) = step["outputs"]
+    (show,) = [d for d in cfg["dependencies"] if (wire, "change") in map(tuple, d["targets"])]
+    assert show["backend_fn"] and show["api_name"] == "show_compare"
+    assert all(components[i]["type"] in ("state", "textbox") for i in show["outputs"])

@@ -61,7 +61,9 @@ class App:
 def on_stored(browser, history):
     """A page (and its app, on the scripted backend) whose browser storage holds ``history``, with
     all questions listed."""
-    app = LaunchedApp(Runner(Engine(ScriptedBackend())), stored=history.to_data())
+    backend = ScriptedBackend()
+    app = LaunchedApp(Runner(Engine(backend)), stored=history.to_data())
+    app.backend = backend
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     try:
@@ -421,6 +423,47 @@ def test_compare_shows_markup_in_an_attempt_as_text(browser):
         assert page.evaluate("window.__pwned") is None
         assert page.locator(".diff script, .diff img, .diff b, .diff i").count() == 0
         assert "<script>window.__pwned = 1</script>" in page.locator("#diff-reasoning").inner_text()
+
+
+def test_a_compare_pick_by_keyboard_and_the_same_pick_after_a_run(browser):
+    """A pick reaches the server through pick_wire's change: a pick made with the keyboard counts
+    (the list's select event fires only for the mouse), and picking again what was picked before a
+    run reset the lists shows that pair again (the wire is emptied whenever the lists change)."""
+    from bonsai_ui import workbench as wb
+    from bonsai_ui.attempts import Attempt, History
+
+    history = History()
+    for n in range(1, 5):
+        history.add(Attempt(QUESTION, mode="special", reasoning_sent=f"Step {n}: {'pears ' * n}",
+                            response=f"{n} pears.", model="scripted", backend="scripted"))
+    ids = [a.id for a in history.attempts]
+    with on_stored(browser, history) as (page, app):
+        expect(page.locator("#attempts .virtual-row")).to_have_count(4, timeout=TIMEOUT_MS)
+        tab(page, "Compare")
+        summary = page.locator("#compare-summary")
+        expect(summary).to_have_text(wb.compare(history, ids[2], ids[3])[0], timeout=TIMEOUT_MS)
+
+        page.locator("#compare-a input").click()
+        page.keyboard.press("Control+A")  # the filter replaces the label shown
+        page.keyboard.type("#1 ·")
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Enter")
+        expect(summary).to_have_text(wb.compare(history, ids[0], ids[3])[0], timeout=TIMEOUT_MS)
+        expect(page.locator("#diff-response ins")).to_have_text("4")
+
+        app.backend.script = [["Step 5.", "\n### Response:\n", "5 pears."]]
+        page.locator("#question textarea").fill(QUESTION)
+        page.locator("#mode input[value=reasoning]").check()
+        page.locator("#generate").click()
+        expect(page.locator("#compare-a input")).to_have_value(re.compile("^#4 ·"), timeout=TIMEOUT_MS)
+        expect(page.locator("#diff-response ins")).to_have_text("5", timeout=TIMEOUT_MS)
+
+        pick(page, "a", "#1 ·")  # as before the run: the same text on the wire, a new pair
+        expect(page.locator("#compare-summary")).to_contain_text("response: +1 \u22121 words",
+                                                                 timeout=TIMEOUT_MS)
+        expect(page.locator("#diff-response del")).to_have_text("1")
+        expect(page.locator("#diff-response ins")).to_have_text("5")
+        assert toast(page, "rror").count() == 0
 
 
 # -- a full history ------------------------------------------------------------------------------

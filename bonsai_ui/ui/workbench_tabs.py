@@ -23,6 +23,7 @@ from ..settings import GENERATION_BOUNDS, GenerationSettings, SettingsError
 from ..uploads import UploadRefused, read_upload
 from .common import PRIVATE, confirming, import_refused
 from .editor import Editor
+from .relay import Relay
 from .texts import t
 
 RELOAD = ("The server restarted since this page was opened: reload the page to go on (the attempts "
@@ -31,12 +32,6 @@ RELOAD = ("The server restarted since this page was opened: reload the page to g
 
 # The browser-only step when the page loads: both stores as JSON text for load_history.
 STORED = "(data, marks) => [data, marks].map((v) => v == null ? null : JSON.stringify(v))"
-
-# The browser-only step after every event that writes ``Workbench.sent``: the parts it holds go to
-# their components (an absent part leaves its component alone), then the wire is emptied.
-APPLY = """(text) => { if (!text) return [undefined, undefined, undefined, undefined];
-  const d = JSON.parse(text); return [d.history, d.marks, d.table, null]; }"""
-
 
 def held(history: History | None) -> History:
     if history is None:  # the session was lost: writing now would overwrite the stored history
@@ -62,11 +57,13 @@ class Workbench:
     times per event (each loading-status change), whichever event it is. A 10 MB history copied
     that way cost ~0.5 s a click; the 200-row table (~2,000 leaves) and the marks (~800) still
     made up most of a ★'s ~900 ms of Chromium main thread under load (CDP profile,
-    docs/benchmarks.md). So the history, the marks and the table go out as one JSON text on
-    ``sent`` (a single string to copy), and a browser-only step (``APPLY``, wired by ``applied``)
-    hands each part to its component and empties the wire. The texts come in on ``history_wire``,
-    read from ``history_store`` by a browser-only step when the page loads. JSON text, not a JSON
-    component: that cost ~35 ms of server CPU for each run recorded at 200 long attempts.
+    docs/benchmarks.md). So the history, the marks and the table go out through a relay
+    (``relay.Relay``: one JSON text on ``sent``, a single string to copy, handed out by a
+    browser-only step wired by ``applied``). The table's clicks have their own relay on
+    ``clicked``, which also carries what ↩ writes into the editor (``wire_table``). The texts come
+    in on ``history_wire``, read from ``history_store`` by a browser-only step when the page
+    loads. JSON text, not a JSON component: that cost ~35 ms of server CPU for each run recorded
+    at 200 long attempts.
 
     One server event per table click: ↩ also reopens what other parts keep with an attempt
     (``on_restore``: the ablation map), in the same event, rather than each part listening to the
@@ -78,7 +75,8 @@ class Workbench:
     marks_store: gr.BrowserState
     history_wire: gr.Textbox  # the texts, as JSON text, read from history_store at load
     marks_wire: gr.Textbox  # the marks, as JSON text, read from marks_store at load
-    sent: gr.Textbox  # JSON text of {history?, marks?, table?} for APPLY
+    sent: gr.Textbox  # the wire of ``relay``: history_store, marks_store, table
+    clicked: gr.Textbox  # the wire of ``click_relay`` (wire_table)
     pick_wire: gr.Textbox  # JSON text of the ids [A, B] the Compare lists show, after a pick
     session: gr.State  # the History, read from history_store and marks_store at load
     shown_pair: gr.State  # the ids [A, B] whose diff the Compare tab shows
@@ -114,6 +112,13 @@ class Workbench:
     tabs_box: gr.Tabs | None = None  # the three tabs' container, for opening one (guided demo)
     # what ↩ also shows: (updates for an attempt, their components), added by other parts (on_restore)
     restore_hooks: list = field(default_factory=list)
+    relay: Relay = field(init=False)
+    click_relay: Relay | None = None  # made by wire_table, once every hook is in
+
+    def __post_init__(self):
+        self.relay = Relay(self.sent, [self.history_store, self.marks_store, self.table, self.pick_a,
+                                       self.pick_b, self.compare_summary, self.diff_reasoning,
+                                       self.diff_response, self.pick_wire])
 
     @property
     def list_in(self) -> list:
@@ -127,30 +132,25 @@ class Workbench:
 
     @property
     def list_out(self) -> list:
-        return [self.sent, self.listed_ids, self.pick_a, self.pick_b, self.picked]
+        """What ``listing`` writes: the table and the Compare lists go out on ``sent``."""
+        return [self.sent, self.listed_ids, self.picked]
 
     @property
     def compare_out(self) -> list:
-        return [self.compare_summary, self.diff_reasoning, self.diff_response, self.shown_pair]
+        """What ``compared`` writes: the summary and the diffs go out on ``sent``."""
+        return [self.sent, self.shown_pair]
 
     @property
     def view_out(self) -> list:
-        """Everything ``panel`` redraws."""
-        return [*self.list_out, *self.compare_out]
+        """Everything ``panel`` redraws (followed by ``applied``)."""
+        return [self.sent, self.listed_ids, self.picked, self.shown_pair]
 
     def routed(self, updates: dict) -> dict:
-        """``updates`` with the history (JSON text), the marks and the table rows moved into one
-        JSON text on ``sent``, which APPLY hands to them in the browser."""
-        parts = {}
+        """``updates`` with the history (JSON bytes), the marks and the table rows moved onto
+        ``sent`` (``relay``)."""
         if self.history_store in updates:
-            parts["history"] = orjson.Fragment(updates.pop(self.history_store))
-        if self.marks_store in updates:
-            parts["marks"] = updates.pop(self.marks_store)
-        if self.table in updates:
-            parts["table"] = self.table.postprocess(updates.pop(self.table)).model_dump()
-        if parts:
-            updates[self.sent] = orjson.dumps(parts).decode("utf-8")
-        return updates
+            updates[self.history_store] = orjson.Fragment(updates[self.history_store])
+        return self.relay.routed(updates)
 
     def on_restore(self, updates: Callable[[Attempt], dict], outputs: list) -> None:
         """Have ↩ on an attempt also apply ``updates(attempt)`` to ``outputs``; before wire_table."""
@@ -165,9 +165,10 @@ class Workbench:
         ids = [x.id for x in shown]
         a, b = wb.picks(ids, *(picked or (None, None)), newest)
         options = wb.choices(shown)
+        # pick_wire emptied: a pick of what it last held must change it again (wire, below)
         return {self.table: wb.table_rows(shown), self.listed_ids: ids, self.picked: [a, b],
-                self.pick_a: gr.Dropdown(choices=options, value=a),
-                self.pick_b: gr.Dropdown(choices=options, value=b)}, a, b
+                self.pick_a: gr.update(choices=options, value=a),
+                self.pick_b: gr.update(choices=options, value=b), self.pick_wire: None}, a, b
 
     def compared(self, history, a, b, shown, open_: bool) -> dict:
         """The diff of the pair A → B, only while the Compare tab shows and when the pair is not
@@ -175,10 +176,9 @@ class Workbench:
         tab is open diffs nothing until Compare is opened."""
         if not open_ or [a, b] == shown:
             return {}
-        # One diff at a time: a pick in a Compare list starts two events in the page (the list's
-        # input event fires twice), which ran at once and diffed the same pair twice, sharing the
-        # GIL: 2 x 13-15 ms of CPU, up to 0.5 s of wall time an event under load. In turn, the
-        # second finds the pair in wb.compare's cache.
+        # One diff at a time: two events of one page (a pick and a redraw) could diff the same
+        # pair at once, sharing the GIL (2 x 13-15 ms of CPU, up to 0.5 s of wall time an event
+        # under load, when a pick started two); in turn, the second finds it in wb.compare's cache.
         with self.diff_lock:
             summary, diff_r, diff_a = wb.compare(history, a, b)
         return {self.compare_summary: summary, self.diff_reasoning: to_html(diff_r),
@@ -226,7 +226,8 @@ class Workbench:
                             **self.panel(history, question, input, show_all, picked, shown, open_, newest=True)})
 
     def on_table_select(self, history, ids, question, input, show_all, evt: gr.SelectData):
-        """One click: ↩ restores into the editor, ★/✗ toggle, any other cell selects for a note."""
+        """One click: ↩ restores into the editor, ★/✗ toggle, any other cell selects for a note;
+        what shows goes out through ``click_relay``."""
         row, col = evt.index
         number = evt.row_value[wb.NUMBER_COL] if evt.row_value else None
         try:
@@ -242,18 +243,19 @@ class Workbench:
             updates = self.restore(attempt, len(ids) - ids.index(attempt_id))
             for hook, _ in self.restore_hooks:
                 updates.update(hook(attempt))
-            return updates
-        if col in (wb.STAR_COL, wb.REJECT_COL):
+        elif col in (wb.STAR_COL, wb.REJECT_COL):
             with self.lock:
                 if col == wb.STAR_COL:
                     history.star(attempt_id, not attempt.starred)
                 else:
                     history.reject(attempt_id, not attempt.rejected)
                 marks = history.marks_to_data()
-            return self.routed({self.marks_store: marks, self.table: self.rows(history, question, input, show_all)})
-        n = len(ids) - ids.index(attempt_id)
-        return {self.selected: attempt_id,
-                self.note: gr.Textbox(value=attempt.note, label=f"Note on attempt #{n} / 試行 #{n} のメモ")}
+            updates = {self.marks_store: marks, self.table: self.rows(history, question, input, show_all)}
+        else:
+            n = len(ids) - ids.index(attempt_id)
+            updates = {self.selected: attempt_id,
+                       self.note: gr.update(value=attempt.note, label=f"Note on attempt #{n} / 試行 #{n} のメモ")}
+        return self.click_relay.routed(updates)
 
     def restore(self, attempt, number: int) -> dict:
         """The editor as it was for this attempt, settings (with the seed used) included, so that
@@ -287,15 +289,18 @@ class Workbench:
             marks = history.marks_to_data()
         return self.routed({self.marks_store: marks, self.table: self.rows(history, question, input, show_all)})
 
-    def show_compare(self, history, wire, shown):
-        """A pick in either Compare list (``wire``: the JSON text of both lists' ids)."""
+    def show_compare(self, history, wire, picked, shown):
+        """A pick in a Compare list (``wire``: the JSON text ``[side, id]`` its browser step wrote;
+        null once a redraw emptied it)."""
         try:
-            a, b = orjson.loads(wire or "null")
+            side, value = orjson.loads(wire or "null")
+            pair = list(picked or (None, None))
+            pair["ab".index(side)] = value
         except (orjson.JSONDecodeError, TypeError, ValueError):
             return gr.skip()
-        return {self.picked: [a, b], **self.compared(held(history), a, b, shown, True)}
+        return self.routed({self.picked: pair, **self.compared(held(history), *pair, shown, True)})
 
-    def open_compare(self, history, picked, shown):
+    def open_compare(self, history, picked, shown) -> dict:
         return {self.compare_open: True, **self.compared(held(history), *(picked or (None, None)), shown, True)}
 
     # -- export, import, clear -------------------------------------------------------------------
@@ -350,9 +355,8 @@ class Workbench:
 
     def applied(self, event):
         """After an event that may have written ``sent``: its parts to their components in the
-        browser, and the wire emptied (APPLY). Returns that step."""
-        return event.then(None, self.sent, [self.history_store, self.marks_store, self.table, self.sent],
-                          js=APPLY, **PRIVATE)
+        browser (``relay``). Returns that step."""
+        return self.relay.after(event)
 
     def record_after(self, event):
         """Add the run that ``event`` finished to the history, and redraw; returns the last step."""
@@ -372,13 +376,19 @@ class Workbench:
                            view_out, trigger_mode="always_last", **PRIVATE))
         self.applied(gr.on([self.save_note_btn.click, self.note.submit], self.save_note,
                            [self.session, self.selected, self.note, *list_in], self.sent, **PRIVATE))
-        picked = [self.session, self.picked, self.shown_pair]
-        gr.on([self.pick_a.input, self.pick_b.input], None, [self.pick_a, self.pick_b], self.pick_wire,
-              js="(a, b) => JSON.stringify([a, b])", **PRIVATE).then(
-            self.show_compare, [self.session, self.pick_wire, self.shown_pair], [self.picked, *self.compare_out],
-            trigger_mode="always_last", **PRIVATE)
+        # A pick: the list's browser step writes [side, id] on pick_wire, whose change starts the
+        # one server event. The list fires its input event twice (on the pick, and again as it
+        # closes): the second writes the same text, which changes nothing. Neither the lists nor
+        # a step reading both is an input of a server event (see the class docstring).
+        for side, pick in (("a", self.pick_a), ("b", self.pick_b)):
+            pick.input(None, pick, self.pick_wire, js=f"(id) => JSON.stringify(['{side}', id])", **PRIVATE)
+        self.applied(self.pick_wire.change(
+            self.show_compare, [self.session, self.pick_wire, self.picked, self.shown_pair],
+            [self.picked, *self.compare_out], trigger_mode="always_last", **PRIVATE))
         attempts_tab, compare_tab, export_tab = self.tabs
-        compare_tab.select(self.open_compare, picked, [self.compare_open, *self.compare_out], **PRIVATE)
+        self.applied(compare_tab.select(
+            lambda history, picked, shown: self.routed(self.open_compare(history, picked, shown)),
+            [self.session, self.picked, self.shown_pair], [self.compare_open, *self.compare_out], **PRIVATE))
         gr.on([attempts_tab.select, export_tab.select], lambda: False, None, self.compare_open, **PRIVATE)
 
         self.export_btn.click(self.export, [self.session, self.scope], [self.export_out, self.message],
@@ -393,13 +403,19 @@ class Workbench:
             [*confirm, *view_out], **PRIVATE))
 
     def wire_table(self) -> None:
-        """The table's clicks, once every part has added what ↩ also shows (on_restore)."""
+        """The table's clicks, once every part has added what ↩ also shows (on_restore).
+
+        ★, ✗ and a note change two or three components, ↩ a dozen in the editor: all of them go
+        out through ``click_relay``, so that the event's outputs are that wire and States alone
+        (relay.py: a ★ no longer has Gradio rebuild the 18 components it leaves alone)."""
         e = self.editor
-        self.applied(self.table.select(
+        hooked = [c for _, outputs in self.restore_hooks for c in outputs]
+        self.click_relay = Relay(self.clicked, [
+            self.marks_store, self.table, self.note, e.question, e.input, e.mode, e.prompt_format,
+            e.reasoning, e.response, e.stats, e.prompt, *e.settings, *(c for c in hooked if not c.stateful)])
+        self.click_relay.after(self.table.select(
             self.on_table_select, [self.session, self.listed_ids, *self.list_in],
-            [self.sent, self.selected, self.note, self.origin, e.question, e.input, e.mode, e.prompt_format,
-             e.reasoning, e.response, e.stats, e.prompt, *e.settings,
-             *(c for _, outputs in self.restore_hooks for c in outputs)], **PRIVATE))
+            [self.clicked, self.selected, self.origin, *(c for c in hooked if c.stateful)], **PRIVATE))
 
 
 def _attempts_tab() -> tuple:
@@ -456,8 +472,8 @@ def build_workbench(editor: Editor, max_upload: int) -> Workbench:
     """Lay the three tabs out under the editor and wire their own events."""
     stores = (gr.BrowserState(History().to_data(), storage_key=wb.HISTORY_KEY, secret=wb.history_secret()),
               gr.BrowserState(History().marks_to_data(), storage_key=wb.MARKS_KEY, secret=wb.history_secret()),
-              *(gr.Textbox(None, visible=False) for _ in range(4)))
-    # history_store, marks_store, history_wire, marks_wire, sent, pick_wire
+              *(gr.Textbox(None, visible=False) for _ in range(5)))
+    # history_store, marks_store, history_wire, marks_wire, sent, clicked, pick_wire
     session = (gr.State(None), gr.State(None), gr.State([None, None]), gr.State(False))
     # session, shown_pair, picked, compare_open
     states = (gr.State([]), gr.State(None), gr.State(None))  # listed_ids, selected, origin
