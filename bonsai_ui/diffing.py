@@ -8,12 +8,15 @@ The output is (text, tag) pairs with tag None, "+" or "-"; ``to_html`` makes the
 string the Compare view shows.
 
 The alignment is a longest common subsequence of the two token lists, computed by rapidfuzz
-(``Indel.opcodes``: bit-parallel LCS in C++, N·M/64 word operations after the common prefix and
+(``Indel.editops``: bit-parallel LCS in C++, N·M/64 word operations after the common prefix and
 suffix are cut off). difflib's SequenceMatcher, used before, is quadratic on English, where " "
-and "the" occur thousands of times: two 4,000-word texts took 3.3–5 s on this 2-vCPU machine,
-rapidfuzz takes ~12 ms, and ~17 ms for two unrelated texts (docs/benchmarks.md). rapidfuzz is a
-maintained, dependency-free wheel for every platform; a longest common subsequence never marks
-more tokens changed than difflib did (tests/test_diffing.py checks that on random edits).
+and "the" occur thousands of times: two 4,000-word texts took 2.7–5 s on this 2-vCPU machine, the
+view takes 5.5 ms of CPU with a few sentences edited and 14 ms for two unrelated texts
+(bench/diff_speed.py, docs/benchmarks.md). rapidfuzz is a maintained, dependency-free wheel for
+every platform; a longest common subsequence never marks more tokens changed than difflib did
+(tests/test_diffing.py checks that on random edits). Everything after the alignment works on token
+indexes and character offsets into the two texts (``_Cut``), so the changes are cut out of the
+texts once, at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import html
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import lru_cache
+from itertools import accumulate
 from typing import Iterable
 
 from rapidfuzz.distance import Indel
@@ -49,23 +54,63 @@ def _append(out: list[Segment], text: str, tag: str | None) -> None:
         out.append((text, tag))
 
 
-def _groups(a: list[str], b: list[str], opcodes: Iterable[tuple[str, int, int, int, int]]) -> list:
-    """Opcodes over token lists as alternating groups: an equal stretch is its text (a str), every
-    run of changes between two equal stretches is [removed, added] texts (what difflib calls a
-    replace)."""
-    out: list = []
-    for op, i1, i2, j1, j2 in opcodes:
-        if op == "equal":
-            out.append("".join(a[i1:i2]))
-        elif out and isinstance(out[-1], list):
-            out[-1][0] += "".join(a[i1:i2])
-            out[-1][1] += "".join(b[j1:j2])
-        else:
-            out.append(["".join(a[i1:i2]), "".join(b[j1:j2])])
+@dataclass(frozen=True)
+class _Cut:
+    """A text cut into tokens, with running sums: ``at[i]`` is where token i starts (characters),
+    ``spaces[i]`` how many of the tokens before it are whitespace. A stretch of tokens is then a
+    slice of the text, and its word count a subtraction: the diff below never joins tokens back
+    into strings one by one (that, and folding by string concatenation, took ~16 of the ~40 ms a
+    pair of unrelated 3,000-token English attempts cost, this 2-vCPU machine)."""
+
+    text: str
+    tokens: list[str]
+    at: list[int]
+    spaces: list[int]  # spaces[i]: how many of the tokens before token i are whitespace
+
+    def span(self, i: int, j: int) -> str:
+        return self.text[self.at[i]:self.at[j]]
+
+    def words(self, i: int, j: int) -> int:
+        """Tokens i:j that are not whitespace: what ``count_changes`` counts."""
+        return j - i - (self.spaces[j] - self.spaces[i])
+
+
+# An attempt's texts never change, and a Compare pick keeps one side (B, the newest): ~0.25 MB a
+# 3,000-token text, so 16 hold a few pairs' worth.
+@lru_cache(maxsize=16)
+def _cut(text: str) -> _Cut:
+    tokens = tokenize(text)
+    return _Cut(text, tokens, list(accumulate(map(len, tokens), initial=0)),
+                list(accumulate(map(str.isspace, tokens), initial=0)))
+
+
+# Groups over two _Cuts, by token index: ("=", i1, i2, j1, j2) an equal stretch, ("~", i1, i2, j1,
+# j2) everything between two equal stretches (tokens i1:i2 removed, j1:j2 added: what difflib
+# calls a replace, or a run of its opcodes).
+Group = tuple[str, int, int, int, int]
+
+
+def _groups(blocks: Iterable[tuple[int, int, int]], n_a: int, n_b: int) -> list[Group]:
+    """Groups from the alignment's matching blocks (``(i, j, size)``: tokens i:i+size of A equal
+    j:j+size of B, in order, as difflib's get_matching_blocks gives them): an equal stretch per
+    block, a change for every gap between two."""
+    out: list[Group] = []
+    i = j = 0
+    for bi, bj, size in blocks:
+        if bi > i or bj > j:
+            out.append(("~", i, bi, j, bj))
+        if size:
+            if out and out[-1][0] == "=" and (out[-1][2], out[-1][4]) == (bi, bj):  # adjacent: one stretch
+                out[-1] = ("=", out[-1][1], bi + size, out[-1][3], bj + size)
+            else:
+                out.append(("=", bi, bi + size, bj, bj + size))
+        i, j = bi + size, bj + size
+    if i < n_a or j < n_b:
+        out.append(("~", i, n_a, j, n_b))
     return out
 
 
-def _fold(groups: list) -> list:
+def _fold(a: _Cut, b: _Cut, groups: list[Group]) -> list[Group]:
     """Equal stretches that sit between two changes and are no longer (in characters) than the
     change on each side become part of those changes: diff-match-patch's semantic cleanup rule.
     Two unrelated English texts share thousands of single spaces and short words ("the", "a")
@@ -75,62 +120,68 @@ def _fold(groups: list) -> list:
     beside them, stay: a typical edit of a few words shows exactly as before.
 
     One pass with a stack: when a change grows by a fold, the equal stretch before it is checked
-    again, so the result is the fixed point (no equal stretch left that the rule would fold)."""
+    again, so the result is the fixed point (no equal stretch left that the rule would fold). A
+    fold joins three neighbouring stretches of both texts, so the change it makes is the span from
+    the first one's start to the last one's end."""
+    at_a, at_b = a.at, b.at
     out: list = []
     for group in groups:
-        if isinstance(group, str):
+        if group[0] == "=":
             out.append(group)
             continue
-        change = group
-        while len(out) >= 2 and isinstance(out[-2], list) and \
-                len(out[-1]) <= min(max(map(len, out[-2])), max(map(len, change))):
-            equal, before = out.pop(), out.pop()
-            change = [before[0] + equal + change[0], before[1] + equal + change[1]]
-        out.append(change)
+        _, i1, i2, j1, j2 = group
+        size = max(at_a[i2] - at_a[i1], at_b[j2] - at_b[j1])  # the longer of removed and added
+        while len(out) >= 2 and out[-2][0] == "~" and at_a[out[-1][2]] - at_a[out[-1][1]] <= min(out[-2][5], size):
+            before = out[-2]
+            del out[-2:]
+            i1, j1 = before[1], before[3]
+            size = max(at_a[i2] - at_a[i1], at_b[j2] - at_b[j1])
+        out.append(("~", i1, i2, j1, j2, size))  # its size kept for the next one's test
     return out
 
 
-def _segments(groups: list) -> list[Segment]:
+def _segments(a: _Cut, b: _Cut, groups: list[Group]) -> list[Segment]:
     """Segments from groups: a change shows its deletions, then its insertions."""
     out: list[Segment] = []
-    for group in groups:
-        if isinstance(group, str):
-            _append(out, group, None)
+    for tag, i1, i2, j1, j2, *_ in groups:
+        if tag == "=":
+            _append(out, a.span(i1, i2), None)
         else:
-            _append(out, group[0], "-")
-            _append(out, group[1], "+")
+            _append(out, a.span(i1, i2), "-")
+            _append(out, b.span(j1, j2), "+")
     return out
 
 
-def _aligned(old: str, new: str) -> list:
-    a, b = tokenize(old or ""), tokenize(new or "")
+def _aligned(old: str, new: str) -> tuple[_Cut, _Cut, list[Group]]:
+    a, b = _cut(old or ""), _cut(new or "")
     # Tokens as small integers, numbered exactly by a dict: rapidfuzz would otherwise compare
     # strings by their hash, and a collision would show two different words as equal.
-    number: dict[str, int] = {}
-    ids_a = [number.setdefault(t, len(number)) for t in a]
-    ids_b = [number.setdefault(t, len(number)) for t in b]
-    opcodes = Indel.opcodes(ids_a, ids_b)
-    return _groups(a, b, ((o.tag, o.src_start, o.src_end, o.dest_start, o.dest_end) for o in opcodes))
+    number = {t: i for i, t in enumerate(dict.fromkeys(a.tokens + b.tokens))}
+    ids_a, ids_b = list(map(number.__getitem__, a.tokens)), list(map(number.__getitem__, b.tokens))
+    blocks = Indel.editops(ids_a, ids_b).as_matching_blocks()
+    return a, b, _groups(blocks, len(ids_a), len(ids_b))
 
 
 def align(old: str, new: str) -> list[Segment]:
     """The token alignment as segments, before short equal stretches are folded into changes: every
     token that the longest common subsequence keeps is shown as kept."""
-    return _segments(_aligned(old, new))
+    return _segments(*_aligned(old, new))
 
 
 def diff_texts(old: str, new: str) -> list[Segment]:
     """The new text with deletions interleaved, as the Compare view shows it (``align`` with short
     equal stretches between changes folded into them): joining the None and "+" parts gives
     ``new``, joining the None and "-" parts gives ``old``."""
-    return _segments(_fold(_aligned(old, new)))
+    a, b, groups = _aligned(old, new)
+    return _segments(a, b, _fold(a, b, groups))
 
 
 def diff_texts_difflib(old: str, new: str) -> list[Segment]:
     """The alignment as the Compare view computed it before rapidfuzz (difflib, quadratic on
     English), unfolded: the reference the tests and bench/diff_speed.py hold ``align`` against."""
-    a, b = tokenize(old or ""), tokenize(new or "")
-    return _segments(_groups(a, b, SequenceMatcher(None, a, b, autojunk=False).get_opcodes()))
+    a, b = _cut(old or ""), _cut(new or "")
+    blocks = SequenceMatcher(None, a.tokens, b.tokens, autojunk=False).get_matching_blocks()
+    return _segments(a, b, _groups(blocks, len(a.tokens), len(b.tokens)))
 
 
 _MARKUP = {None: "{}", "+": "<ins>{}</ins>", "-": "<del>{}</del>"}
@@ -154,13 +205,15 @@ def count_changes(segments: list[Segment]) -> tuple[int, int]:
     return counts["+"], counts["-"]
 
 
-def _summary(name: str, aligned: list[Segment]) -> str:
+def _summary(name: str, a: _Cut, b: _Cut, aligned: list[Group]) -> str:
     """The counts come from the alignment (``align``): the words that really changed, not the
-    equal ones folded into a change for the view."""
-    added, removed = count_changes(aligned)
+    equal ones folded into a change for the view; as ``count_changes`` counts them on its
+    segments (a stretch of tokens cut again gives the same tokens), by the running sums."""
+    changes = [g for g in aligned if g[0] == "~"]
+    added = sum(b.words(j1, j2) for _, _, _, j1, j2 in changes)
+    removed = sum(a.words(i1, i2) for _, i1, i2, _, _ in changes)
     if not added and not removed:
-        changed = any(tag for _, tag in aligned)
-        return f"{name}: {'whitespace only' if changed else 'unchanged'}"
+        return f"{name}: {'whitespace only' if changes else 'unchanged'}"
     return f"{name}: +{added} \u2212{removed} words"
 
 
@@ -171,14 +224,13 @@ class AttemptDiff:
     summary: str  # e.g. "reasoning: +12 −3 words; response: +40 −38 words"
 
 
-def _shown_and_aligned(old: str, new: str) -> tuple[list[Segment], list[Segment]]:
-    groups = _aligned(old, new)
-    return _segments(_fold(groups)), _segments(groups)
+def _shown_and_summed(name: str, old: str, new: str) -> tuple[list[Segment], str]:
+    a, b, groups = _aligned(old, new)
+    return _segments(a, b, _fold(a, b, groups)), _summary(name, a, b, groups)
 
 
 def diff_attempts(old: Attempt, new: Attempt) -> AttemptDiff:
     """Compare the reasoning each response was conditioned on, and the responses themselves."""
-    reasoning, reasoning_aligned = _shown_and_aligned(old.reasoning, new.reasoning)
-    response, response_aligned = _shown_and_aligned(old.response, new.response)
-    return AttemptDiff(reasoning, response, f"{_summary('reasoning', reasoning_aligned)}; "
-                                            f"{_summary('response', response_aligned)}")
+    reasoning, reasoning_summary = _shown_and_summed("reasoning", old.reasoning, new.reasoning)
+    response, response_summary = _shown_and_summed("response", old.response, new.response)
+    return AttemptDiff(reasoning, response, f"{reasoning_summary}; {response_summary}")

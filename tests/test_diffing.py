@@ -231,6 +231,12 @@ def test_random_edits_read_back_and_change_no_more_than_difflib(script):
         assert _changed(segments) >= _changed(aligned), (old, new)  # a fold only adds to changes
         # A longest common subsequence keeps at least as many tokens as difflib's blocks did.
         assert _changed(aligned) <= _changed(diff_texts_difflib(old, new)), (old, new)
+        # The summary counts by running sums what count_changes counts on the alignment's text.
+        added, removed = count_changes(aligned)
+        summary = diff_attempts(Attempt("", reasoning_sent=old), Attempt("", reasoning_sent=new)).summary
+        assert summary.startswith(f"reasoning: +{added} \u2212{removed} words;" if added or removed else
+                                  "reasoning: whitespace only;" if any(t for _, t in aligned) else
+                                  "reasoning: unchanged;"), (old, new, summary)
 
 
 HTML = [
