@@ -6,9 +6,11 @@ clicks each of ★, ✗, save note, ↩ restore and a new Compare pick (and of a
 event: the method's floor). Latency is measured in the page:
 from the click's mousedown (a capturing listener) to the first animation frame in which the change
 shows (polled every frame), so it includes the server, Gradio's transport and the rendering.
-Server figures: the process's CPU time across each click (app and this script share the
-process; Chromium is apart), and Gradio's process_api wall time per event (preprocess, function,
-postprocess), by function name. Chromium's figures: its page's main thread per click (CDP
+Server figures: the server's CPU time across each click (``server_cpu``: every thread of this
+process but the main one, where this script's Playwright client runs; read from the kernel's
+per-thread schedstat, in nanoseconds), the whole process's (``cpu``: server and client; Chromium
+is apart), and Gradio's process_api wall time per event (preprocess, function, postprocess), by
+function name. Chromium's figures: its page's main thread per click (CDP
 Performance metrics: all tasks, and their script, style and layout parts), median. A finished run is recorded 5 times at 200 attempts.
 
 usage: python bench/workbench_latency.py [--lang en|ja|both] [--clicks 20] [--kinds star,note,...]
@@ -24,6 +26,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -102,20 +105,36 @@ def main_thread(cdp) -> dict[str, float]:
     return {key: metrics[name] * 1000 for name, key in MAIN_THREAD.items()}
 
 
-def measure(page, click, until: str, arg, cdp) -> tuple[float, float, dict]:
-    """(latency ms in the page, process CPU ms, main-thread ms) of one click; the main thread's
-    figures run until the event's last messages have settled (50 ms after the change shows)."""
+def server_cpu_ms() -> float:
+    """CPU time of every thread of this process but the main one (the server's: uvicorn's loop,
+    Gradio's and anyio's workers), from /proc/self/task/*/schedstat (ns on the CPU)."""
+    main = threading.main_thread().native_id
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        if int(task.name) == main:
+            continue
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # a thread that ended meanwhile
+            continue
+    return total / 1e6
+
+
+def measure(page, click, until: str, arg, cdp) -> tuple[float, float, dict, float]:
+    """(latency ms in the page, process CPU ms, main-thread ms, server CPU ms) of one click; the
+    CPU and main-thread figures run until the event's last messages have settled (50 ms after the
+    change shows)."""
     page.evaluate(ARM, [until, arg, LIMIT_MS])
     before = main_thread(cdp)
-    cpu = time.process_time()
+    cpu, server = time.process_time(), server_cpu_ms()
     click()
     latency = page.evaluate("() => window.__watch")
-    cpu = (time.process_time() - cpu) * 1000
     if latency < 0:
         raise RuntimeError(f"the page never showed it: {until} {arg!r:.200}")
     page.wait_for_timeout(50)  # let the event's last messages settle before the next click
+    cpu, server = (time.process_time() - cpu) * 1000, server_cpu_ms() - server
     after = main_thread(cdp)
-    return latency, cpu, {key: after[key] - before[key] for key in after}
+    return latency, cpu, {key: after[key] - before[key] for key in after}, server
 
 
 def bench_language(browser, lang: str, clicks: int, kinds: set[str]) -> dict:
@@ -146,16 +165,18 @@ def bench_language(browser, lang: str, clicks: int, kinds: set[str]) -> dict:
         def run_clicks(name, one):
             if name not in kinds:
                 return
-            lat, cpu, chromium = [], [], defaultdict(list)
+            lat, cpu, server, chromium = [], [], [], defaultdict(list)
             for i in range(clicks):
-                a, b, c = one(i)
+                a, b, c, d = one(i)
                 lat.append(a)
                 cpu.append(b)
+                server.append(d)
                 for key, value in c.items():
                     chromium[key].append(value)
             results[name] = {"p50_ms": round(statistics.median(lat), 1), "p95_ms": p95(lat),
                              "max_ms": round(max(lat), 1), "cpu_p50_ms": round(statistics.median(cpu), 1),
-                             "cpu_p95_ms": p95(cpu),
+                             "cpu_p95_ms": p95(cpu), "server_cpu_p50_ms": round(statistics.median(server), 1),
+                             "server_cpu_p95_ms": p95(server),
                              "chromium_p50_ms": {k: round(statistics.median(v), 1) for k, v in chromium.items()}}
             print(lang, name, results[name], flush=True)
 
