@@ -39,7 +39,7 @@ from conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, LaunchedApp, ScriptedBac
 
 import gradio as gr  # noqa: E402
 
-from bonsai_ui import workbench as wb  # noqa: E402
+from bonsai_ui import diffing, workbench as wb  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
 from bonsai_ui.runs import Runner  # noqa: E402
 from bonsai_ui.ui import settle  # noqa: E402
@@ -229,7 +229,10 @@ def bench_language(browser, lang: str, clicks: int, kinds: set[str]) -> dict:
             # Shown: the new summary and both diffs in the page, as many marked spans as segments.
             _, diff_r, diff_a = wb.compare(history, history.attempts[number - 1].id, newest[0].id)
             marked = [sum(1 for _, tag in diff if tag) for diff in (diff_r, diff_a)]
-            wb._diff.cache_clear()  # the app shares this process: its pick must diff, not hit our cache
+            # the app shares this process: its pick must diff, and cut both texts into tokens, not
+            # hit what this script's compare() left in the caches
+            wb._diff.cache_clear()
+            diffing._cut.cache_clear()
             page.locator("#compare-a input").click()
             option = page.get_by_role("option").filter(has_text=f"#{number} ·").first
             return measure(page, option.click, SHOWN_PAIR, [expected, *marked], cdp)
