@@ -425,6 +425,38 @@ def test_compare_shows_markup_in_an_attempt_as_text(browser):
         assert "<script>window.__pwned = 1</script>" in page.locator("#diff-reasoning").inner_text()
 
 
+SETTINGS = {"max_new_tokens": 77, "temperature": 0.7, "top_p": 0.9, "top_k": 12, "repetition_penalty": 1.3,
+            "seed": 1234}
+
+
+def test_restore_brings_back_the_attempts_settings_and_regenerate_uses_them(browser):
+    """↩ writes the editor through the table click's relay: every field, the mode, the format and
+    each setting show in the page as the attempt had them, and Regenerate sends that format."""
+    from bonsai_ui.attempts import Attempt, History
+
+    history = History()
+    history.add(Attempt(QUESTION, mode="reasoning", prompt_format="think", reasoning_generated=GENERATED,
+                        reasoning_sent=GENERATED, response="0 pears.", settings=dict(SETTINGS),
+                        model="scripted", backend="scripted"))
+    with on_stored(browser, history) as (page, app):
+        cell(page, 0, 0).click()
+        expect(page.locator("#stats")).to_contain_text("attempt #1 restored", timeout=TIMEOUT_MS)
+        expect(page.locator("#question textarea")).to_have_value(QUESTION)
+        expect(reasoning(page)).to_have_value(GENERATED)
+        expect(page.locator("#response-box")).to_have_text("0 pears.")
+        expect(page.locator("#mode input[value=reasoning]")).to_be_checked()
+        expect(page.locator("#format input")).to_have_value(re.compile("^Chat \\+ <think>"))
+        page.locator("#settings-accordion > button.label-wrap").click()
+        for name, value in SETTINGS.items():
+            expect(page.locator(f"#{name} input[type=number]")).to_have_value(str(value), timeout=TIMEOUT_MS)
+
+        app.backend.script = [["Regenerated."]]
+        page.locator("#regenerate").click()
+        expect(page.locator("#response-box")).to_have_text("Regenerated.", timeout=TIMEOUT_MS)
+        assert "<think>" in app.backend.prompts[-1] and GENERATED in app.backend.prompts[-1]
+        assert toast(page, "rror").count() == 0
+
+
 def test_a_compare_pick_by_keyboard_and_the_same_pick_after_a_run(browser):
     """A pick reaches the server through pick_wire's change: a pick made with the keyboard counts
     (the list's select event fires only for the mouse), and picking again what was picked before a
