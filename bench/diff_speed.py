@@ -25,13 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from long_history import ROOT, edited, english, japanese  # noqa: E402
 
-from bonsai_ui.diffing import _cut, align, diff_texts, diff_texts_difflib, tokenize  # noqa: E402
+from bonsai_ui.diffing import align, diff_texts, diff_texts_difflib, forget_cuts, tokenize  # noqa: E402
 
 
 def best_cpu_ms(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
-        _cut.cache_clear()  # every run cuts both texts into tokens, as a first pick of a pair does
+        forget_cuts()  # every run cuts both texts into tokens, as a first pick of a pair does
         start = time.process_time()
         fn()
         times.append((time.process_time() - start) * 1000)

@@ -232,7 +232,7 @@ def bench_language(browser, lang: str, clicks: int, kinds: set[str]) -> dict:
             # the app shares this process: its pick must diff, and cut both texts into tokens, not
             # hit what this script's compare() left in the caches
             wb._diff.cache_clear()
-            diffing._cut.cache_clear()
+            diffing.forget_cuts()
             page.locator("#compare-a input").click()
             option = page.get_by_role("option").filter(has_text=f"#{number} ·").first
             return measure(page, option.click, SHOWN_PAIR, [expected, *marked], cdp)

@@ -75,13 +75,26 @@ class _Cut:
         return j - i - (self.spaces[j] - self.spaces[i])
 
 
-# An attempt's texts never change, and a Compare pick keeps one side (B, the newest): ~0.25 MB a
-# 3,000-token text, so 16 hold a few pairs' worth.
-@lru_cache(maxsize=16)
-def _cut(text: str) -> _Cut:
+def _cut_uncached(text: str) -> _Cut:
     tokens = tokenize(text)
     return _Cut(text, tokens, list(accumulate(map(len, tokens), initial=0)),
                 list(accumulate(map(str.isspace, tokens), initial=0)))
+
+
+# An attempt's texts never change, and a Compare pick keeps one side (B, the newest): a cut takes
+# ~115 bytes a token, ~0.5 MB for a 3,000-token text, so 16 hold a few pairs' worth. A text longer
+# than CACHED_CHARS (an imported attempt may hold megabytes) is cut afresh each time instead.
+CACHED_CHARS = 200_000
+_cut_cached = lru_cache(maxsize=16)(_cut_uncached)
+
+
+def _cut(text: str) -> _Cut:
+    return _cut_cached(text) if len(text) <= CACHED_CHARS else _cut_uncached(text)
+
+
+def forget_cuts() -> None:
+    """Empty the cache of cuts (benchmarks: a first pick of a pair cuts both texts)."""
+    _cut_cached.cache_clear()
 
 
 # Groups over two _Cuts, by token index: ("=", i1, i2, j1, j2) an equal stretch, ("~", i1, i2, j1,
@@ -110,7 +123,7 @@ def _groups(blocks: Iterable[tuple[int, int, int]], n_a: int, n_b: int) -> list[
     return out
 
 
-def _fold(a: _Cut, b: _Cut, groups: list[Group]) -> list[Group]:
+def _fold(a: _Cut, b: _Cut, groups: list[Group]) -> list[tuple]:
     """Equal stretches that sit between two changes and are no longer (in characters) than the
     change on each side become part of those changes: diff-match-patch's semantic cleanup rule.
     Two unrelated English texts share thousands of single spaces and short words ("the", "a")
@@ -137,7 +150,7 @@ def _fold(a: _Cut, b: _Cut, groups: list[Group]) -> list[Group]:
             i1, j1 = before[1], before[3]
             size = max(at_a[i2] - at_a[i1], at_b[j2] - at_b[j1])
         out.append(("~", i1, i2, j1, j2, size))  # its size kept for the next one's test
-    return out
+    return out  # groups, a change's with its size as a sixth item
 
 
 def _segments(a: _Cut, b: _Cut, groups: list[Group]) -> list[Segment]:

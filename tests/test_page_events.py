@@ -61,11 +61,17 @@ def test_a_table_click_sends_one_wire_and_states(config):
 
 @pytest.mark.parametrize("elem_id", ["compare-a", "compare-b"])
 def test_a_pick_is_one_browser_step_and_one_server_event(config, elem_id):
+    """Each list's step writes both lists' ids on one wire (a change that comes while the server
+    event runs is run once it ends, reading the wire then: it must hold the whole pair); the
+    wire's change is the one server event, which reads no list."""
     cfg, components = config
-    (list_id,) = [i for i, c in components.items() if c["props"].get("elem_id") == elem_id]
+    lists = [i for i, c in components.items() if c["props"].get("elem_id") in ("compare-a", "compare-b")]
+    (list_id,) = [i for i in lists if components[i]["props"]["elem_id"] == elem_id]
     (step,) = [d for d in cfg["dependencies"] if (list_id, "input") in map(tuple, d["targets"])]
-    assert not step["backend_fn"] and step["inputs"] == [list_id]  # this list alone: a copy of one
+    assert not step["backend_fn"] and sorted(step["inputs"]) == sorted(lists)
+    assert [tuple(t) for t in step["targets"]] == [(list_id, "input")]  # one list's copy for its targets
     (wire,) = step["outputs"]
     (show,) = [d for d in cfg["dependencies"] if (wire, "change") in map(tuple, d["targets"])]
-    assert show["backend_fn"] and show["api_name"] == "show_compare"
+    assert show["backend_fn"] and show["api_name"] == "show_compare" and not set(show["inputs"]) & set(lists)
+    assert show["trigger_mode"] == "always_last"
     assert all(components[i]["type"] in ("state", "textbox") for i in show["outputs"])

@@ -65,7 +65,7 @@ class Guide:
             return gr.skip()
         text = guided.explanation(first.reasoning_sent, second.reasoning_sent, first.response,
                                   second.response)
-        return bench.routed({self.explanation: text, **bench.open_compare(history, picked, shown)})
+        return bench.compare_routed({self.explanation: text, **bench.open_compare(history, picked, shown)})
 
     def wire(self, editor: Editor, bench: Workbench) -> None:
         self.dismiss_btn.click(lambda: (True, gr.Group(visible=False)), None,
@@ -84,7 +84,7 @@ class Guide:
         # Compare is opened by a browser-only step once the explanation shows: a server event with
         # the tabs as an output would make Gradio's page copy every prop of everything in them (the
         # 200-row table, both Compare lists, the diffs) on every later event's status changes.
-        bench.applied(event.success(partial(self.finish, bench), picked,
+        bench.compare_applied(event.success(partial(self.finish, bench), picked,
                                     [self.explanation, bench.compare_open, *bench.compare_out], **PRIVATE)).then(
             None, self.explanation, bench.tabs_box,
             js="(text) => text ? {__type__: 'update', selected: 'compare'} : undefined", **PRIVATE)

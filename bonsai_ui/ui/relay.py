@@ -38,9 +38,11 @@ def page_value(component: gr.components.Component, value):
         if "value" not in value:
             return value
         if "choices" in value:  # a list's new choices: its postprocess would check the old ones
-            if value["value"] is not None and value["value"] not in {v for _, v in value["choices"]}:
+            # as Gradio's Dropdown and Radio take them: a bare choice is its own label
+            choices = [tuple(c) if isinstance(c, (tuple, list)) else (str(c), c) for c in value["choices"]]
+            if value["value"] is not None and value["value"] not in {v for _, v in choices}:
                 raise ValueError(f"{value['value']!r} is not one of the choices sent")
-            return value
+            return {**value, "choices": choices}
         return {**value, "value": page_value(component, value["value"])}
     if isinstance(value, gr.blocks.Block):
         raise TypeError(f"send gr.update(...) for {component.elem_id or type(component).__name__}, "

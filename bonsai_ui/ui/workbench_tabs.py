@@ -75,9 +75,10 @@ class Workbench:
     marks_store: gr.BrowserState
     history_wire: gr.Textbox  # the texts, as JSON text, read from history_store at load
     marks_wire: gr.Textbox  # the marks, as JSON text, read from marks_store at load
-    sent: gr.Textbox  # the wire of ``relay``: history_store, marks_store, table
+    sent: gr.Textbox  # the wire of ``relay``: the stores, the table, both lists, the diffs, pick_wire
     clicked: gr.Textbox  # the wire of ``click_relay`` (wire_table)
-    pick_wire: gr.Textbox  # JSON text of the ids [A, B] the Compare lists show, after a pick
+    compared_wire: gr.Textbox  # the wire of ``compare_relay``: the summary and the diffs
+    pick_wire: gr.Textbox  # JSON text of the ids [A, B] the Compare lists show, after a pick; emptied by a redraw
     session: gr.State  # the History, read from history_store and marks_store at load
     shown_pair: gr.State  # the ids [A, B] whose diff the Compare tab shows
     picked: gr.State  # the ids [A, B] the Compare lists show (pick_a, pick_b)
@@ -113,12 +114,19 @@ class Workbench:
     # what ↩ also shows: (updates for an attempt, their components), added by other parts (on_restore)
     restore_hooks: list = field(default_factory=list)
     relay: Relay = field(init=False)
+    compare_relay: Relay = field(init=False)
     click_relay: Relay | None = None  # made by wire_table, once every hook is in
 
     def __post_init__(self):
+        # One wire per kind of event: a wire's browser step reads it some awaits after its event
+        # ended, so an event of another kind that wrote the same wire meanwhile would have its
+        # text applied by that step, and this one's lost (two events of one kind write the same
+        # targets: the later text holds all of it).
         self.relay = Relay(self.sent, [self.history_store, self.marks_store, self.table, self.pick_a,
                                        self.pick_b, self.compare_summary, self.diff_reasoning,
                                        self.diff_response, self.pick_wire])
+        self.compare_relay = Relay(self.compared_wire, [self.compare_summary, self.diff_reasoning,
+                                                        self.diff_response])
 
     @property
     def list_in(self) -> list:
@@ -137,8 +145,9 @@ class Workbench:
 
     @property
     def compare_out(self) -> list:
-        """What ``compared`` writes: the summary and the diffs go out on ``sent``."""
-        return [self.sent, self.shown_pair]
+        """What ``compared`` writes for a Compare event (``compare_routed``): the summary and the
+        diffs go out on ``compared_wire``."""
+        return [self.compared_wire, self.shown_pair]
 
     @property
     def view_out(self) -> list:
@@ -151,6 +160,14 @@ class Workbench:
         if self.history_store in updates:
             updates[self.history_store] = orjson.Fragment(updates[self.history_store])
         return self.relay.routed(updates)
+
+    def compare_routed(self, updates: dict) -> dict:
+        """``updates`` of a Compare event (a pick, the tab opened) with the summary and the diffs
+        moved onto ``compared_wire``; followed by ``compare_applied``."""
+        return self.compare_relay.routed(updates)
+
+    def compare_applied(self, event):
+        return self.compare_relay.after(event)
 
     def on_restore(self, updates: Callable[[Attempt], dict], outputs: list) -> None:
         """Have ↩ on an attempt also apply ``updates(attempt)`` to ``outputs``; before wire_table."""
@@ -289,16 +306,14 @@ class Workbench:
             marks = history.marks_to_data()
         return self.routed({self.marks_store: marks, self.table: self.rows(history, question, input, show_all)})
 
-    def show_compare(self, history, wire, picked, shown):
-        """A pick in a Compare list (``wire``: the JSON text ``[side, id]`` its browser step wrote;
-        null once a redraw emptied it)."""
+    def show_compare(self, history, wire, shown):
+        """A pick in a Compare list (``wire``: the JSON text of both lists' ids, which their browser
+        step wrote; null once a redraw emptied it)."""
         try:
-            side, value = orjson.loads(wire or "null")
-            pair = list(picked or (None, None))
-            pair["ab".index(side)] = value
+            a, b = orjson.loads(wire or "null")
         except (orjson.JSONDecodeError, TypeError, ValueError):
             return gr.skip()
-        return self.routed({self.picked: pair, **self.compared(held(history), *pair, shown, True)})
+        return self.compare_routed({self.picked: [a, b], **self.compared(held(history), a, b, shown, True)})
 
     def open_compare(self, history, picked, shown) -> dict:
         return {self.compare_open: True, **self.compared(held(history), *(picked or (None, None)), shown, True)}
@@ -376,18 +391,21 @@ class Workbench:
                            view_out, trigger_mode="always_last", **PRIVATE))
         self.applied(gr.on([self.save_note_btn.click, self.note.submit], self.save_note,
                            [self.session, self.selected, self.note, *list_in], self.sent, **PRIVATE))
-        # A pick: the list's browser step writes [side, id] on pick_wire, whose change starts the
-        # one server event. The list fires its input event twice (on the pick, and again as it
-        # closes): the second writes the same text, which changes nothing. Neither the lists nor
-        # a step reading both is an input of a server event (see the class docstring).
-        for side, pick in (("a", self.pick_a), ("b", self.pick_b)):
-            pick.input(None, pick, self.pick_wire, js=f"(id) => JSON.stringify(['{side}', id])", **PRIVATE)
-        self.applied(self.pick_wire.change(
-            self.show_compare, [self.session, self.pick_wire, self.picked, self.shown_pair],
-            [self.picked, *self.compare_out], trigger_mode="always_last", **PRIVATE))
+        # A pick: a browser step writes both lists' ids on pick_wire, whose change starts the one
+        # server event. The list fires its input event twice (on the pick, and again from its blur
+        # handler as it closes): the second writes the same text, which changes nothing. Both ids,
+        # not the one picked: a change that comes while the event runs is run once it ends
+        # (always_last), reading the wire then, so the wire must hold the whole pair. No server
+        # event reads the lists themselves (see the class docstring).
+        for pick in (self.pick_a, self.pick_b):
+            pick.input(None, [self.pick_a, self.pick_b], self.pick_wire, js="(a, b) => JSON.stringify([a, b])",
+                       **PRIVATE)
+        self.compare_applied(self.pick_wire.change(
+            self.show_compare, [self.session, self.pick_wire, self.shown_pair], [self.picked, *self.compare_out],
+            trigger_mode="always_last", **PRIVATE))
         attempts_tab, compare_tab, export_tab = self.tabs
-        self.applied(compare_tab.select(
-            lambda history, picked, shown: self.routed(self.open_compare(history, picked, shown)),
+        self.compare_applied(compare_tab.select(
+            lambda history, picked, shown: self.compare_routed(self.open_compare(history, picked, shown)),
             [self.session, self.picked, self.shown_pair], [self.compare_open, *self.compare_out], **PRIVATE))
         gr.on([attempts_tab.select, export_tab.select], lambda: False, None, self.compare_open, **PRIVATE)
 
@@ -472,8 +490,8 @@ def build_workbench(editor: Editor, max_upload: int) -> Workbench:
     """Lay the three tabs out under the editor and wire their own events."""
     stores = (gr.BrowserState(History().to_data(), storage_key=wb.HISTORY_KEY, secret=wb.history_secret()),
               gr.BrowserState(History().marks_to_data(), storage_key=wb.MARKS_KEY, secret=wb.history_secret()),
-              *(gr.Textbox(None, visible=False) for _ in range(5)))
-    # history_store, marks_store, history_wire, marks_wire, sent, clicked, pick_wire
+              *(gr.Textbox(None, visible=False) for _ in range(6)))
+    # history_store, marks_store, history_wire, marks_wire, sent, clicked, compared_wire, pick_wire
     session = (gr.State(None), gr.State(None), gr.State([None, None]), gr.State(False))
     # session, shown_pair, picked, compare_open
     states = (gr.State([]), gr.State(None), gr.State(None))  # listed_ids, selected, origin
