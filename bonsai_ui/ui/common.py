@@ -51,8 +51,15 @@ def gradio_max_size(queue_size: int) -> int:
     Gradio refuses a full queue before any check of ours runs, with a fixed "This application is
     currently busy" in the browser and "Queue is full!" in gradio_client, neither saying how full or
     for how long. So its cap sits above ours: twice --queue-size leaves room for guards that pass at
-    the same instant (each sees the queue one short of full) and for the page's other events."""
-    return 2 * queue_size
+    the same instant (each sees the queue one short of full), and PAGE_EVENTS more for the page's
+    own events (a redraw, a preview: they never wait for the model and leave the queue at once,
+    but count while they pass through it). With --queue-size 1 and no such room, a question typed
+    while one run waited started a redraw and a preview together, and Gradio refused the second
+    with its own toast (seen once in the full suite, under load)."""
+    return 2 * queue_size + PAGE_EVENTS
+
+
+PAGE_EVENTS = 32  # one page's events at one instant are a handful; 32 covers a few pages at once
 
 
 def queue_guard(demo: gr.Blocks, queue_size: int):
