@@ -55,6 +55,7 @@ VALUES = [
     ("pick", gr.update(choices=[("#1 · a", "id1"), ("#2 · b", "id2")], value="id2")),
     ("pick", gr.update(choices=["x", "y"], value="y")),  # bare choices: each its own label
     ("pick", gr.update(choices=[], value=None)),
+    ("pick", gr.update(choices=["x", "y"])),  # new choices, the value left alone
 ]
 
 

@@ -35,15 +35,15 @@ def page_value(component: gr.components.Component, value):
     if isinstance(value, orjson.Fragment):
         return value
     if isinstance(value, dict) and value.get("__type__") == "update":
-        if "value" not in value:
-            return value
-        if "choices" in value:  # a list's new choices: its postprocess would check the old ones
-            # as Gradio's Dropdown and Radio take them: a bare choice is its own label
-            choices = [tuple(c) if isinstance(c, (tuple, list)) else (str(c), c) for c in value["choices"]]
-            if value["value"] is not None and value["value"] not in {v for _, v in choices}:
-                raise ValueError(f"{value['value']!r} is not one of the choices sent")
-            return {**value, "choices": choices}
-        return {**value, "value": page_value(component, value["value"])}
+        out = dict(value)
+        if "choices" in out:  # as Gradio's Dropdown and Radio take them: a bare choice is its own label
+            out["choices"] = [tuple(c) if isinstance(c, (tuple, list)) else (str(c), c) for c in out["choices"]]
+            # the list's postprocess would check the value against its old choices: these instead
+            if out.get("value") is not None and out["value"] not in {v for _, v in out["choices"]}:
+                raise ValueError(f"{out['value']!r} is not one of the choices sent")
+        elif "value" in out:
+            out["value"] = page_value(component, out["value"])
+        return out
     if isinstance(value, gr.blocks.Block):
         raise TypeError(f"send gr.update(...) for {component.elem_id or type(component).__name__}, "
                         "not a component: a relay does not build components")

@@ -151,8 +151,9 @@ class Workbench:
 
     @property
     def view_out(self) -> list:
-        """Everything ``panel`` redraws (followed by ``applied``)."""
-        return [self.sent, self.listed_ids, self.picked, self.shown_pair]
+        """Everything ``panel`` redraws (followed by ``applied``): the diffs go out on ``sent``
+        with the list."""
+        return [*self.list_out, self.shown_pair]
 
     def routed(self, updates: dict) -> dict:
         """``updates`` with the history (JSON bytes), the marks and the table rows moved onto
