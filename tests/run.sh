@@ -18,7 +18,20 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "== installing requirements (the first time builds llama-cpp-python: about 10 minutes on 2 cores)"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -r requirements-cpu.txt -r requirements-test.txt
+"$VENV/bin/python" -m pip install -q -r requirements-test.txt
+
+# pip keeps one built wheel per source release whatever its build options, so a llama-cpp-python
+# built earlier for this machine's own CPU would be reused: rebuild it with the pinned set if so.
+if [ "$(uname -m)" = x86_64 ] && ! "$VENV/bin/python" -c "import sys, llama_cpp
+from bonsai_ui.engine.llamacpp_backend import PINNED, WIDER, cpu_features
+found = cpu_features(llama_cpp.llama_print_system_info().decode())
+sys.exit(not all(f in found for f in PINNED) or any(f.startswith(WIDER) for f in found))"; then
+    echo "== rebuilding llama-cpp-python with the pinned instruction set (requirements-cpu.txt)"
+    pinned=$(mktemp)
+    grep '^llama-cpp-python' requirements-cpu.txt >"$pinned"
+    "$VENV/bin/python" -m pip install -q --no-cache-dir --force-reinstall --no-deps -r "$pinned"
+    rm -f "$pinned"
+fi
 
 echo "== running the tests"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False

@@ -300,3 +300,33 @@ def test_generation_threads_are_reused_and_a_hung_one_is_not_waited_for():
     assert done.wait(5), "a hung job does not block the next one"
     assert seen[-1] != seen[0]
     release.set()
+
+
+# -- the embedded engine's kernels: the same on every x86-64 machine --------------------------------
+
+from bonsai_ui.engine.llamacpp_backend import PINNED, WIDER, cpu_features, kernels_note  # noqa: E402
+
+PINNED_INFO = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | "
+               "LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 | ")
+NATIVE_INFO = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX_VNNI = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | "
+               "BMI2 = 1 | AVX512 = 1 | AVX512_VBMI = 1 | AVX512_VNNI = 1 | AVX512_BF16 = 1 | "
+               "LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 | ")
+ARM_INFO = "CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | DOTPROD = 1 | LLAMAFILE = 1 | OPENMP = 1 | "
+
+
+@pytest.mark.parametrize("info, says", [
+    (PINNED_INFO, "AVX+AVX2+F16C+FMA, pinned: the same tokens on every x86-64 CPU"),
+    (NATIVE_INFO, "AVX_VNNI, AVX512, AVX512_VBMI, AVX512_VNNI, AVX512_BF16: built for this machine's CPU"),
+    (ARM_INFO, "NEON, ARM_FMA, FP16_VA, DOTPROD: not the x86-64 pinned set"),
+])
+def test_the_loading_line_says_which_kernels_run(info, says):
+    assert says in kernels_note(cpu_features(info))
+
+
+def test_the_embedded_engine_runs_the_pinned_instruction_set(llama_engine):
+    """requirements-cpu.txt builds llama.cpp for AVX2/FMA/F16C and no wider set, whatever the CPU
+    it was built on: the exact words the tests assert hold on Intel and AMD, AVX2 or AVX-512."""
+    features = llama_engine.backend.cpu_features
+    assert all(f in features for f in PINNED), features
+    assert not [f for f in features if f.startswith(WIDER)], features
+    assert "pinned" in llama_engine.backend.kernels

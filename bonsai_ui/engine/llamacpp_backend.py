@@ -5,6 +5,12 @@ counts, a cancel check after every token, and llama.cpp's own KV-cache prefix re
 which makes regenerating after an edit late in the reasoning cheap. The reuse is cut back to whole
 ``n_batch`` batches of prompt tokens (``reuse.reusable``), so llama.cpp evaluates a kept prompt in
 exactly the batches a full re-encode uses and writes the same tokens.
+
+The same tokens on another machine need the same CPU kernels: llama.cpp compiles the instruction
+sets it uses, and a build for its own machine's CPU (the default) runs AVX-512 kernels on one
+machine and AVX2 on another, whose float sums differ in their last bits and so, sooner or later, in
+a greedy token. requirements-cpu.txt builds it for a fixed set (``PINNED``); the backend reads what
+its build uses and says so in the loading line.
 """
 
 from __future__ import annotations
@@ -19,6 +25,35 @@ from ..settings import AppSettings, GenerationSettings
 from .protocol import Chunk, Emit, LoadError, worker_stream
 from .reuse import reusable, starts_with_bos
 from .source import ModelSource, Progress
+
+
+# What requirements-cpu.txt builds on x86-64: every x86-64 CPU since 2013-2015 has these (Intel
+# Haswell, AMD Excavator and Zen). Wider sets change the kernels' arithmetic, not just their speed.
+PINNED = ("AVX", "AVX2", "F16C", "FMA")
+WIDER = ("AVX512", "AVX_VNNI", "AMX")  # prefixes of instruction sets beyond the pinned ones
+
+
+def cpu_features(system_info: str) -> tuple[str, ...]:
+    """The instruction sets a llama.cpp build was compiled for, from ``llama_print_system_info``
+    ("CPU : SSE3 = 1 | AVX = 1 | ... | OPENMP = 1 | REPACK = 1 |")."""
+    found = []
+    for part in system_info.replace(":", "|").split("|"):
+        name, equals, value = part.partition("=")
+        if equals and value.strip() == "1":
+            found.append(name.strip())
+    return tuple(found)
+
+
+def kernels_note(features: tuple[str, ...]) -> str:
+    """One phrase for the loading line: which kernels run, and whether other machines get them."""
+    wider = [f for f in features if f.startswith(WIDER)]
+    if wider:
+        return (f"CPU kernels {', '.join(wider)}: built for this machine's CPU, so its tokens can "
+                f"differ from other machines' (requirements-cpu.txt builds the pinned set)")
+    if all(f in features for f in PINNED):
+        return f"CPU kernels {'+'.join(PINNED)}, pinned: the same tokens on every x86-64 CPU"
+    return (f"CPU kernels {', '.join(f for f in features if f not in ('OPENMP', 'REPACK', 'LLAMAFILE')) or 'baseline'}"
+            f": not the x86-64 pinned set, so its tokens can differ from an x86-64 machine's")
 
 
 class LlamaCppBackend:
@@ -39,6 +74,8 @@ class LlamaCppBackend:
         self.last_reused_tokens = 0  # prompt tokens served from the KV cache on the last call
         self._prefilled = 0  # of the context's tokens, how many came from a prompt (not decoded)
         self.ignore_eos = False  # benchmarks only: always generate max_new_tokens
+        self.cpu_features = cpu_features(llama_cpp.llama_print_system_info().decode(errors="replace"))
+        self.kernels = kernels_note(self.cpu_features)
 
     @classmethod
     def load(cls, source: ModelSource, settings: AppSettings, progress: Progress):
@@ -52,7 +89,9 @@ class LlamaCppBackend:
         progress(f"loading {source.display_name} with llama.cpp", 0.2)
         llm = Llama(model_path=source.path, n_ctx=settings.context_length,
                     n_threads=os.cpu_count(), n_gpu_layers=-1, verbose=False)
-        return cls(llm, source.display_name)
+        backend = cls(llm, source.display_name)
+        progress(backend.kernels, 0.9)
+        return backend
 
     def encode(self, prompt: str) -> list[int]:
         add_bos = not starts_with_bos(prompt, self.bos_text)

@@ -106,8 +106,9 @@ class LoadStatus:
     def markdown(self, runner: Runner) -> str:
         if self.ready and runner.engine is not None:
             b = runner.engine.backend
+            kernels = getattr(b, "kernels", "")  # llama.cpp: which CPU kernels, pinned or not
             return (f"🟢 **{b.model_name}** on **{b.name}** · context {b.context_length:,} tokens · "
-                    f"{self.stage}")
+                    + (f"{kernels} · " if kernels else "") + self.stage)
         if self.error:
             return f"🔴 {self.error}"
         bar = "█" * int(self.fraction * 20) + "░" * (20 - int(self.fraction * 20))
