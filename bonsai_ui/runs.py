@@ -302,11 +302,22 @@ class Runner:
             engine.check_fits(follow, settings.max_new_tokens)
         except PromptTooLong as error:
             raise UserError(f"The reasoning needs a response, but: {error}") from None
+        if timing.ended_by == "stop string":
+            # The engine sets the run's flag to end a call at a stop string; left set, it would
+            # stop the fallback before its first token, an empty response that looked like one.
+            cancel.clear()
         second, response = Timing(), ""
         for response, second in self._stream(engine, follow, settings, cancel,
                                              fmt.response_stops, session):
             yield self._state(request, reasoning, response.strip(), [timing, second], both,
                               done=False, note=note)
+        if not response.strip() and second.ended_by != "stopped":
+            # An empty response is no answer: say so rather than present it as one.
+            note = (f"The model ended its reasoning ({timing.ended_by}) without writing "
+                    f"`{fmt.response_marker}`, and asked again with the special prompt it wrote "
+                    f"no response either ({second.ended_by}): there is no answer. The reasoning is "
+                    f"kept: edit it and press Regenerate. / 応答マーカーが無く、推論から回答を生成し"
+                    f"ようとしましたが、モデルは回答を書きませんでした。推論を編集して再生成してください。")
         yield self._state(request, reasoning, response.strip(), [timing, second], both,
                           done=True, note=note)
 

@@ -47,6 +47,15 @@ def split_reasoning(text: str, response_marker: str, reasoning_start: str = "",
     return Split(text.strip(), None)
 
 
+@dataclass(frozen=True)
+class Until:
+    """A stop that counts only until ``marker`` has been written: a stray ``### Output:`` ends the
+    reasoning, while the response after ``### Response:`` may open with the same header."""
+
+    marker: str
+    stop: str
+
+
 class StopFilter:
     """Cuts a stream of text pieces at the first stop string.
 
@@ -56,27 +65,35 @@ class StopFilter:
     A stop may be a pair ``(marker, stop)``: ``stop`` counts only once ``marker`` has been
     written (``""``: the output's start) and some text has followed it. The Alpaca response ends
     at the next ``### `` header, but the reasoning before ``### Response:`` may hold headers of its
-    own, and a response that opens with a header must not end empty.
+    own, and a response that opens with a header must not end empty. An ``Until`` is the converse:
+    a stop that counts only before its marker.
     """
 
     def __init__(self, stops):
         self.stops = tuple(s for s in stops if isinstance(s, str) and s)
         self.after = tuple(s for s in stops if isinstance(s, tuple) and s[1])
+        self.until = tuple(s for s in stops if isinstance(s, Until) and s.stop)
         self.stopped = False
         self._held = ""
-        self._released = ""  # all text shown so far, to find the markers of ``after``
+        self._released = ""  # all text shown so far, to find the markers of ``after`` and ``until``
 
-    def _active(self, text: str) -> list[tuple[str, int]]:
-        """The stops that apply to ``text`` (which follows what was released), each with the index
-        of ``text`` from which it may match."""
-        active = [(s, 0) for s in self.stops]
+    def _active(self, text: str) -> list[tuple[str, int, int | None]]:
+        """The stops that apply to ``text`` (which follows what was released), each with the span
+        of ``text`` in which it may match (start, end; end None: to the end)."""
+        active = [(s, 0, None) for s in self.stops]
         whole = self._released + text
         for marker, stop in self.after:
             at = whole.find(marker)
             begun = re.search(r"\S", whole[at + len(marker):]) if at >= 0 else None
             if begun:  # from just after the first character written after the marker
                 start = at + len(marker) + begun.start() + 1
-                active.append((stop, max(start - len(self._released), 0)))
+                active.append((stop, max(start - len(self._released), 0), None))
+        for until in self.until:
+            at = whole.find(until.marker)
+            if at < 0:
+                active.append((until.stop, 0, None))
+            elif at > len(self._released):  # the marker is in ``text``: the stop only before it
+                active.append((until.stop, 0, at - len(self._released)))
         return active
 
     def feed(self, piece: str) -> str:
@@ -85,13 +102,13 @@ class StopFilter:
             return ""
         text = self._held + piece
         active = self._active(text)
-        hits = [i for i in (text.find(s, start) for s, start in active) if i >= 0]
+        hits = [i for i in (text.find(s, start, end) for s, start, end in active) if i >= 0]
         if hits:
             self.stopped = True
             self._held = ""
             shown = text[: min(hits)]
         else:
-            keep = _held_tail(text, [s for s, _ in active])
+            keep = _held_tail(text, [s for s, _, _ in active])
             self._held = text[len(text) - keep:] if keep else ""
             shown = text[: len(text) - keep]
         self._released += shown

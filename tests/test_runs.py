@@ -141,3 +141,27 @@ def test_the_alpaca_response_ends_at_the_next_section_header(mode, script, respo
     assert final.response == response and "ended by stop string" in final.stats
     if mode == "reasoning":
         assert final.reasoning == "### Step 1\nCount."  # headers in the reasoning are kept
+
+
+@pytest.mark.parametrize("header", ["### Output:", "### Answer:"])
+def test_a_stray_response_header_ends_the_reasoning_and_is_not_kept_in_it(header):
+    runner, backend = runner_with(["I count ", "fruit.", f"\n{header}", " 7"], ["Seven", "."])
+    final = list(runner.generate("Q", "", "reasoning", "alpaca", "", S))[-1]
+    assert final.reasoning == "I count fruit." and final.response == "Seven."
+    assert backend.prompts[1] == render_prompt(load_format("alpaca"), "special", "Q", "", "I count fruit.")
+
+
+def test_a_fallback_that_writes_nothing_says_there_is_no_answer():
+    runner, _ = runner_with(["I count ", "fruit.", "\n### Output:"], [])
+    final = list(runner.generate("Q", "", "reasoning", "alpaca", "", S))[-1]
+    assert final.done and final.reasoning == "I count fruit." and final.response == ""
+    assert "wrote no response either" in final.stats and "there is no answer" in final.stats
+    assert "the response was written from that reasoning" not in final.stats
+
+
+def test_a_reasoning_ended_by_a_stop_string_still_gets_its_fallback_response():
+    runner, _ = runner_with(["I count ", "fruit.", "\n### Instruction:", " more"], ["Seven", "."])
+    final = list(runner.generate("Q", "", "reasoning", "alpaca", "", S))[-1]
+    assert final.reasoning == "I count fruit." and final.response == "Seven."
+    assert final.timings[0].ended_by == "stop string" and final.timings[1].ended_by != "stopped"
+    assert "⏹ stopped" not in final.stats

@@ -3,7 +3,7 @@
 import pytest
 
 from bonsai_ui.prompts import load_format
-from bonsai_ui.splitter import Split, StopFilter, split_reasoning
+from bonsai_ui.splitter import Split, StopFilter, Until, split_reasoning
 
 ALPACA = "### Response:"
 THINK = "</think>"
@@ -112,3 +112,24 @@ def test_response_stops_count_only_after_the_response_marker(stops, pieces, show
     f = StopFilter(stops)
     text = "".join(f.feed(p) for p in pieces) + f.flush()
     assert text == shown
+
+
+# -- a stray response header ends the reasoning, never the response -----------------------------
+
+REASONING_STOPS = [  # (stops, pieces, shown)
+    (load_format("alpaca").reasoning_stops, ["I count.\n### Out", "put: 7 fruits"], "I count.\n"),
+    (load_format("alpaca").reasoning_stops, ["I count.\n### Answer:\n7"], "I count.\n"),
+    (load_format("alpaca").reasoning_stops,  # after the marker the same header is the response's
+     ["I count.\n### Response:\n### Answer:", "\n7"], "I count.\n### Response:\n### Answer:\n7"),
+    (load_format("alpaca").reasoning_stops, ["I count.\n### Response:\n### Output: 7"],
+     "I count.\n### Response:\n### Output: 7"),
+    (load_format("alpaca").response_stops, ["### Answer:\nThe plan: Nikko."], "### Answer:\nThe plan: Nikko."),
+    ((Until("M", "X"),), ["aMX", "X"], "aMXX"),
+    ((Until("M", "X"),), ["aX", "M"], "a"),
+]
+
+
+@pytest.mark.parametrize("stops,pieces,shown", REASONING_STOPS)
+def test_reasoning_stops_count_only_before_the_response_marker(stops, pieces, shown):
+    f = StopFilter(stops)
+    assert "".join(f.feed(p) for p in pieces) + f.flush() == shown
