@@ -24,11 +24,11 @@ import json
 import re
 import time
 import tomllib
-import unicodedata
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from typing import Iterator
 
+from .answers import final_answer
 from .attempts import Attempt
 from .diffing import align, count_changes, tokenize
 from .export import alpaca_jsonl
@@ -141,9 +141,6 @@ def replacements() -> tuple[Replacement, ...]:
 
 # -- change measures -----------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
 def words(text: str) -> int:
     """Words as the diff counts them: a CJK character is a word, whitespace is none."""
     return sum(1 for t in tokenize(text) if not t.isspace())
@@ -158,16 +155,6 @@ def change_share(old: str, new: str) -> float:
         return 0.0
     added, removed = count_changes(align(old, new))
     return (added + removed) / total
-
-
-def final_answer(text: str) -> str:
-    """A short answer that can be compared: the last number (full-width digits and 1,000-style
-    separators read as plain numbers), else the first non-empty line."""
-    plain = unicodedata.normalize("NFKC", text).replace("−", "-")
-    numbers = _NUMBER.findall(plain)
-    if numbers:
-        return numbers[-1].replace(",", "").rstrip(".")
-    return next((line.strip() for line in plain.splitlines() if line.strip()), "")
 
 
 # -- the sweep -----------------------------------------------------------------------------------

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 
+from .answers import final_answer
 from .prompts import Example, examples
 from .settings import EMBEDDED_MODEL
 
 # A sentence ends at . ! ? followed by a space or the end (so "3.5" and "7 - 5" stay whole), at a
 # Japanese 。！？, or at a line break.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*|\n+")
-ANSWER_CHARS = 120  # an answer quoted in the explanation is cut here, so it stays one sentence
+ANSWER_CHARS = 80  # a first line quoted as the answer is cut here: a phrase, never a paragraph
 
 
 def sentences(text: str) -> list[str]:
@@ -40,18 +41,29 @@ def changed_sentences(a: str, b: str) -> tuple[str, str] | None:
 
 
 def answer_of(response: str) -> str:
-    """The response as quoted in one sentence: its last non-empty line, markdown heading marks
-    dropped, cut at ANSWER_CHARS."""
-    lines = [line.strip().lstrip("#").strip() for line in response.splitlines()]
-    lines = [line for line in lines if line]
-    if not lines:
-        return "(empty)"
-    last = lines[-1]
-    return last if len(last) <= ANSWER_CHARS else last[:ANSWER_CHARS - 1].rstrip() + "…"
+    """The final answer as quoted in one sentence (answers.final_answer: the last number, else the
+    first line), cut at ANSWER_CHARS; "" when the response is empty."""
+    answer = final_answer(response).lstrip("#").strip()  # a markdown heading's marks are no answer
+    return answer if len(answer) <= ANSWER_CHARS else answer[:ANSWER_CHARS - 1].rstrip() + "…"
+
+
+def _answers(a: str, b: str) -> tuple[str, str]:
+    """What the two final answers did, in English and Japanese."""
+    if not a and not b:
+        return ("no answer can be read: both responses are empty",
+                "どちらの回答も空なので、答えを読み取れません")
+    if not a or not b:
+        which_en, which_ja = ("first", "最初") if not a else ("second", "二番目")
+        return (f"no answer can be read from the {which_en} response: it is empty",
+                f"{which_ja}の回答は空なので、答えを読み取れません")
+    if a == b:
+        return f"the final answer stayed “{a}”", f"最終的な答えは “{a}” のままです"
+    return (f"the final answer changed from “{a}” to “{b}”",
+            f"最終的な答えが “{a}” から “{b}” に変わりました")
 
 
 def explanation(reasoning_a: str, reasoning_b: str, response_a: str, response_b: str) -> str:
-    """One sentence (English, then Japanese): what was edited, and what the answer did."""
+    """One sentence (English, then Japanese): what was edited, and what the final answer did."""
     change = changed_sentences(reasoning_a, reasoning_b)
     if change is None:
         edit_en, edit_ja = "You left the reasoning as it was", "推論は変えていません"
@@ -64,11 +76,19 @@ def explanation(reasoning_a: str, reasoning_b: str, response_a: str, response_b:
     else:
         edit_en = f"You changed this sentence of the reasoning: “{change[0]}” → “{change[1]}”"
         edit_ja = f"推論のこの文を変えました: “{change[0]}” → “{change[1]}”"
-    a, b = answer_of(response_a), answer_of(response_b)
-    if a == b:
-        return f"{edit_en}; the answer stayed “{a}”. / {edit_ja}。回答は “{a}” のままです。"
-    return (f"{edit_en}; the answer changed from “{a}” to “{b}”. / "
-            f"{edit_ja}。回答が “{a}” から “{b}” に変わりました。")
+    answer_en, answer_ja = _answers(answer_of(response_a), answer_of(response_b))
+    return f"{edit_en}; {answer_en}. / {edit_ja}。{answer_ja}。"
+
+
+def context_line(example: Example) -> str:
+    """What loading ``example`` set besides its texts, in one line (English / Japanese)."""
+    settings = example.settings
+    sampling = ("greedy" if settings.greedy else
+                f"temperature {settings.temperature:g}, top-p {settings.top_p:g}, top-k {settings.top_k}")
+    return (f"Loaded with the {example.prompt_format} prompt format, {sampling}, at most "
+            f"{settings.max_new_tokens} new tokens a phase, seed {settings.seed}: the context its "
+            f"answers were checked in (Generation settings). / {example.prompt_format} 形式・"
+            f"最大 {settings.max_new_tokens} トークン・シード {settings.seed} で読み込みました。")
 
 
 def is_embedded(model: str) -> bool:

@@ -17,6 +17,9 @@ from pathlib import Path
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .settings import GENERATION_BOUNDS, GenerationSettings
+from .splitter import Until
+
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 MODES = ("vanilla", "reasoning", "special")
 # Not a mode the user picks: "Continue reasoning" hands the model its (edited) reasoning to carry on.
@@ -60,6 +63,8 @@ class PromptFormat:
     stop: tuple[str, ...]
     # Where a response ends although the model writes on: stops that count only in the response.
     response_stop: tuple[str, ...] = ()
+    # Where a reasoning ends without the marker: stops that count only before the response marker.
+    reasoning_stop: tuple[str, ...] = ()
 
     @property
     def response_stops(self) -> tuple:
@@ -68,8 +73,10 @@ class PromptFormat:
 
     @property
     def reasoning_stops(self) -> tuple:
-        """Stops for a call that reasons first: response stops count after the response marker."""
-        return self.stop + tuple((self.response_marker, s) for s in self.response_stop)
+        """Stops for a call that reasons first: reasoning stops count before the response marker,
+        response stops after it."""
+        return (self.stop + tuple(Until(self.response_marker, s) for s in self.reasoning_stop)
+                + tuple((self.response_marker, s) for s in self.response_stop))
 
 
 @lru_cache(maxsize=None)
@@ -86,6 +93,7 @@ def load_format(name: str) -> PromptFormat:
         response_marker=data["response_marker"],
         stop=tuple(data.get("stop", ())),
         response_stop=tuple(data.get("response_stop", ())),
+        reasoning_stop=tuple(data.get("reasoning_stop", ())),
     )
 
 
@@ -165,6 +173,9 @@ class Variant:
 
 @dataclass(frozen=True)
 class Example:
+    """A one-click example, with the context its reasonings were written and checked in: loading
+    it sets the question, the mode, the prompt format and every generation setting in the page."""
+
     title: str
     mode: str
     question: str
@@ -173,6 +184,8 @@ class Example:
     lang: str = "ja"  # "en" or "ja": the embedded English-only model lists the English ones first
     demo: bool = False  # the example that "Show me" runs, with its first two variants
     variants: tuple[Variant, ...] = ()
+    prompt_format: str = "alpaca"
+    settings: GenerationSettings = GenerationSettings()
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """(label, question, input, mode, reasoning): one per variant, or the example itself."""
@@ -181,10 +194,22 @@ class Example:
         return [(f"{self.title} — {v.label}", self.question, self.input, "special", v.reasoning)
                 for v in self.variants]
 
+    @property
+    def context(self) -> tuple:
+        """(prompt format, then each generation setting in GENERATION_BOUNDS order): what the page
+        shows while the example runs."""
+        return (self.prompt_format, *(getattr(self.settings, name) for name in GENERATION_BOUNDS))
+
 
 def _example(item: dict) -> Example:
     variants = tuple(Variant(**v) for v in item.pop("variant", ()))
-    example = Example(**item, variants=variants)
+    prompt_format = item.pop("format", "alpaca")
+    try:
+        load_format(prompt_format)
+        settings = GenerationSettings.checked(**item.pop("settings", {}))
+    except ValueError as error:
+        raise ValueError(f"example {item.get('title')!r}: {error}") from None
+    example = Example(**item, variants=variants, prompt_format=prompt_format, settings=settings)
     if example.lang not in ("en", "ja"):
         raise ValueError(f"example {example.title!r}: lang = {example.lang!r}; choose en or ja")
     if example.demo and len(variants) < 2:

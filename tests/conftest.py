@@ -24,8 +24,7 @@ if not torch.cuda.is_available():
 from bonsai_ui.engine import Chunk, Engine, load_engine  # noqa: E402
 from bonsai_ui.engine.protocol import worker_stream  # noqa: E402
 from bonsai_ui.prompts import ChatTemplate  # noqa: E402
-from bonsai_ui.runs import Runner  # noqa: E402
-from bonsai_ui.settings import AppSettings, GenerationSettings  # noqa: E402
+from bonsai_ui.settings import AppSettings, GenerationSettings, parse_app_settings  # noqa: E402
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,7 +32,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def llama_engine() -> Engine:
-    return load_engine(AppSettings(backend="llama.cpp", context_length=4096))
+    """The embedded model as ``python app.py`` loads it, with no options."""
+    return load_engine(app_settings([]))
 
 
 @pytest.fixture(scope="session")
@@ -98,37 +98,43 @@ def free_port() -> int:
 
 
 class LaunchedApp:
-    """``stored``: the history a browser without one finds (the BrowserState's default value), to
+    """The app exactly as ``python app.py ARGV`` composes it (``bonsai_ui.app.compose``), served on a
+    free port, with ``engine`` as its model: the embedded model loaded once for the whole suite
+    from the same options, or a stand-in where a test needs exact text. Nothing else differs from
+    what a user launches.
+
+    ``stored``: the history a browser without one finds (the BrowserState's default value), to
     open the page on a full history without running 200 generations first."""
 
-    def __init__(self, runner: Runner, default_format: str = "alpaca", stored: dict | None = None,
-                 settings: AppSettings = AppSettings(), concurrency: int = 1):
+    def __init__(self, engine: Engine, argv: list[str] = (), stored: dict | None = None,
+                 port: int | None = None):
         import gradio as gr
         from bonsai_ui import workbench as wb
-        from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs  # gradio: not on the GPU box
+        from bonsai_ui.app import compose  # gradio: not on the GPU box
 
-        status = LoadStatus(ready=True, stage="ready")
-        self.runner = runner
-        self.demo = build_ui(runner, status, default_format=default_format, settings=settings,
-                             concurrency=concurrency)
+        self.app = compose(app_settings([*argv, "--port", str(port or free_port())]))
+        self.runner, self.demo, self.settings = self.app.runner, self.app.demo, self.app.settings
         if stored is not None:
             store, = (b for b in self.demo.blocks.values()
                       if isinstance(b, gr.BrowserState) and b.storage_key == wb.HISTORY_KEY)
             store.default_value = stored
-        self.demo.queue(default_concurrency_limit=1)
-        port = free_port()
-        self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                         quiet=True, **launch_kwargs(settings))
-        self.url = f"http://127.0.0.1:{port}/"
+        self.app.launch(quiet=True)
+        self.app.load(engine)
+        self.url = self.app.url
 
     def close(self):
-        self.demo.close()
+        self.app.close()
+
+
+def app_settings(argv: list[str]) -> AppSettings:
+    """The settings ``python app.py ARGV`` runs with, in an environment that sets none."""
+    return parse_app_settings(list(argv), environ={})
 
 
 @pytest.fixture(scope="session")
 def real_app(llama_engine):
     """The app on the embedded model (llama.cpp), as `python app.py` serves it."""
-    app = LaunchedApp(Runner(llama_engine))
+    app = LaunchedApp(llama_engine)
     yield app
     app.close()
 
@@ -137,7 +143,7 @@ def real_app(llama_engine):
 def scripted_app():
     """The app on a scripted backend; the test sets ``app.backend.script`` before acting."""
     backend = ScriptedBackend()
-    app = LaunchedApp(Runner(Engine(backend)))
+    app = LaunchedApp(Engine(backend))
     app.backend = backend
     yield app
     app.close()
@@ -169,7 +175,7 @@ def crowded_app():
     from test_openai_app import wait_status
 
     backend = GatedBackend(pieces=["word "] * 4)
-    app = LaunchedApp(Runner(Engine(backend)), settings=AppSettings(queue_size=1))
+    app = LaunchedApp(Engine(backend), ["--queue-size", "1"])
     try:
         generate = ("A question", "", "vanilla", "alpaca", "", 4, 0.0, 0.95, 50, 1.1, 0)
         jobs = [Client(app.url, verbose=False).submit(*generate, api_name="/generate")]
@@ -202,3 +208,62 @@ def browser():
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+# -- the app as a person launches it -------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServedApp:
+    """``python app.py ARGV`` in a process of its own, exactly as the README says to start it (the
+    port aside: a free one), until ``close``. ``python_args`` go before ``app.py`` (``-c`` code that
+    takes a library away, say)."""
+
+    def __init__(self, argv: list[str] = (), python_args: list[str] = (), timeout: float = 120):
+        import subprocess
+        import sys
+
+        import httpx
+
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/"
+        self.log = ROOT / "test-artifacts" / f"app-{port}.log"
+        self.log.parent.mkdir(exist_ok=True)
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen([sys.executable, *python_args, "app.py", *argv, "--port", str(port)],
+                                            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:  # the page is served first; the model loads behind it
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.process.returncode}:\n{self.output()}")
+            if "ready in" in self.output():
+                try:
+                    httpx.get(self.url, timeout=5).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    pass
+            if time.monotonic() > deadline:
+                self.close()
+                raise TimeoutError(f"app.py did not serve a loaded model in {timeout:.0f} s:\n{self.output()}")
+            time.sleep(0.25)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except Exception:  # noqa: BLE001 - it must not outlive the test
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def served_app():
+    """``python app.py`` with no options: what a person who follows the README gets."""
+    app = ServedApp()
+    yield app
+    app.close()

@@ -22,11 +22,12 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from bonsai_ui.prompts import examples  # noqa: E402
+from bonsai_ui.prompts import examples, load_format  # noqa: E402
 
 from conftest import IMAGES, SCREENSHOTS, VIEWPORT  # noqa: E402
 
 MARKER = "### Response:"  # the alpaca format's response marker (prompts/alpaca/format.toml)
+THINK = load_format("think")  # the embedded model's format as `python app.py` shows it (--format auto)
 REAL_MODEL_TIMEOUT_MS = 90_000  # SmolLM2-135M on 2 busy CPU cores
 SCRIPTED_TIMEOUT_MS = 10_000
 
@@ -149,6 +150,8 @@ EDITED_REASONING = ("Each cat has 4 legs.\n"
 
 def test_generate_edit_regenerate_on_real_model(real_app, page):
     open_app(page, real_app)
+    # --format auto: a chat model's own template with <think> tags, as `python app.py` shows it
+    expect(page.locator("#format input")).to_have_value(THINK.label)
     set_max_new_tokens(page, 64)  # per phase; keeps the run short on a small CPU
     question(page).fill(REAL_QUESTION)
 
@@ -158,7 +161,7 @@ def test_generate_edit_regenerate_on_real_model(real_app, page):
     first_response = response_text(page)
     assert first_reasoning.strip(), "the reasoning pane stayed empty"
     assert first_response, "the response pane stayed empty (the special-prompt fallback should fill it)"
-    assert MARKER not in first_reasoning
+    assert THINK.response_marker not in first_reasoning and THINK.reasoning_start not in first_reasoning
     assert question(page).input_value() == REAL_QUESTION
     assert EDITED_REASONING != first_reasoning
 
@@ -180,7 +183,8 @@ def test_generate_edit_regenerate_on_real_model(real_app, page):
     sent = prompt_text(page)
     assert EDITED_REASONING in sent, "the prompt sent on Regenerate lacks the edited reasoning verbatim"
     assert REAL_QUESTION in sent
-    assert sent.index(EDITED_REASONING) < sent.rindex(MARKER), "the reasoning must precede the marker"
+    assert sent.index(EDITED_REASONING) < sent.rindex(THINK.response_marker), \
+        "the reasoning must precede the marker"
 
 
 # -- scripted mechanics --------------------------------------------------------------------------

@@ -94,7 +94,9 @@ def test_debate_runs_follow_the_editors_concurrency(concurrency):
     turns. Gradio gives a queue group the lowest limit any of its events names, so every model
     event, the debate's private steps included, must name the editor's."""
     backend = CountingBackend(pieces=["word "] * 30, delay=0.03)  # ~1 s a phase
-    app = LaunchedApp(Runner(Engine(backend)), concurrency=concurrency)
+    # --parallel is what sets it; the stand-in plays the served engine (the real one: test_llama_server.py)
+    served = ["--backend", "openai", "--endpoint", "http://127.0.0.1:9", "--parallel", str(concurrency)]
+    app = LaunchedApp(Engine(backend), served if concurrency > 1 else [])
     try:
         group = [fn for fn in app.demo.fns.values() if fn.concurrency_id == "model"]
         names = {getattr(fn.fn, "__name__", "") for fn in group}

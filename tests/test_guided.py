@@ -8,7 +8,7 @@ import pytest
 from bonsai_ui import guided
 from bonsai_ui.prompts import Example, Variant, _example, examples
 from bonsai_ui.runs import Runner
-from bonsai_ui.settings import GenerationSettings
+from bonsai_ui.settings import GENERATION_BOUNDS
 
 A = "3 + 4 = 7 fruits. Jill's books are not fruits. Jack eats 5 pears, so 7 - 5 = 2 are left."
 B = "3 + 4 = 7 fruits. Jill's books are not fruits. Jack has only 4 pears, so there are still 7."
@@ -41,10 +41,13 @@ def test_changed_sentences(a, b, expected):
 
 
 @pytest.mark.parametrize("response, expected", [
-    ("#### 2\nThe answer is 2.", "The answer is 2."),
-    ("The answer is 7.", "The answer is 7."),
-    ("  \n\n", "(empty)"),
-    ("x" * 200, "x" * (guided.ANSWER_CHARS - 1) + "…"),
+    ("#### 2\nThe answer is 2.", "2"),  # the last number
+    ("The answer is 7.", "7"),
+    ("答えは１２個です。", "12"),
+    ("No, LUNA is not a white kitten.\nShe is black.", "No, LUNA is not a white kitten."),  # the first line
+    ("## Yes\nLUNA is white.", "Yes"),
+    ("  \n\n", ""),  # nothing to read
+    ("x" * 200, "x" * (guided.ANSWER_CHARS - 1) + "…"),  # a phrase, never a paragraph
 ])
 def test_answer_of(response, expected):
     assert guided.answer_of(response) == expected
@@ -53,14 +56,19 @@ def test_answer_of(response, expected):
 @pytest.mark.parametrize("a, b, ra, rb, expected_en", [
     (A, B, "#### 2\nThe answer is 2.", "The answer is 7.",
      "You changed this sentence of the reasoning: “Jack eats 5 pears, so 7 - 5 = 2 are left.” → "
-     "“Jack has only 4 pears, so there are still 7.”; the answer changed from “The answer is 2.” to "
-     "“The answer is 7.”."),
+     "“Jack has only 4 pears, so there are still 7.”; the final answer changed from “2” to “7”."),
     ("One.", "One. Two.", "yes", "no",
-     "You added this sentence to the reasoning: “Two.”; the answer changed from “yes” to “no”."),
+     "You added this sentence to the reasoning: “Two.”; the final answer changed from “yes” to “no”."),
     ("One. Two.", "One.", "yes", "yes",
-     "You removed this sentence of the reasoning: “Two.”; the answer stayed “yes”."),
+     "You removed this sentence of the reasoning: “Two.”; the final answer stayed “yes”."),
     ("One.", "One.", "yes", "no",
-     "You left the reasoning as it was; the answer changed from “yes” to “no”."),
+     "You left the reasoning as it was; the final answer changed from “yes” to “no”."),
+    ("One.", "Two.", "3 pears.", "",
+     "You changed this sentence of the reasoning: “One.” → “Two.”; no answer can be read from the "
+     "second response: it is empty."),
+    ("One.", "Two.", "", " ",
+     "You changed this sentence of the reasoning: “One.” → “Two.”; no answer can be read: both "
+     "responses are empty."),
 ])
 def test_explanation(a, b, ra, rb, expected_en):
     text = guided.explanation(a, b, ra, rb)
@@ -116,15 +124,37 @@ def test_rows_of_an_example_without_variants():
     assert [row[0] for row in e.rows()] == ["t — a", "t — b"]
 
 
+def test_every_example_carries_the_context_it_was_checked_in():
+    """Format and settings: the English ones in alpaca, greedy, 64 new tokens; the seed's in alpaca."""
+    for e in examples():
+        assert e.prompt_format == "alpaca", e.title
+        assert e.settings.temperature == 0 and e.settings.seed == 0, e.title
+        assert e.context == ("alpaca", *(getattr(e.settings, name) for name in GENERATION_BOUNDS))
+    assert {e.settings.max_new_tokens for e in examples() if e.lang == "en"} == {64}
+
+
+@pytest.mark.parametrize("item, message", [
+    ({"format": "nope"}, "unknown prompt format 'nope'"),
+    ({"settings": {"temperature": 9}}, "temperature = 9 is out of range"),
+    ({"settings": {"max_tokens": 9}}, "unknown generation setting"),
+])
+def test_an_examples_bad_context_is_refused_at_load(item, message):
+    base = {"title": "t", "mode": "special", "question": "q", "input": ""}
+    with pytest.raises(ValueError, match=message):
+        _example({**base, **item})
+
+
 @pytest.mark.parametrize("example", [e for e in examples() if e.lang == "en"], ids=lambda e: e.title)
 def test_ready_reasonings_lead_to_different_answers_on_the_embedded_model(llama_engine, example):
-    """Greedy, as the page's defaults: each ready reasoning gives its own answer."""
+    """In the context the example carries (as loading it sets the page): each ready reasoning gives
+    its own answer."""
     runner = Runner(llama_engine)
-    settings = GenerationSettings.checked(max_new_tokens=64, temperature=0, seed=0)
     answers = []
     for v in example.variants:
-        *_, last = runner.regenerate(example.question, example.input, v.reasoning, "alpaca", settings)
+        *_, last = runner.regenerate(example.question, example.input, v.reasoning,
+                                     example.prompt_format, example.settings)
         answers.append(last.response)
     assert all(answers) and len(set(answers)) == len(answers), answers
     if example.demo:  # the demo's story, as the README tells it
-        assert [guided.answer_of(a) for a in answers] == ["The answer is 2.", "The answer is 7."]
+        assert [guided.answer_of(a) for a in answers] == ["2", "7"]
+        assert answers == ["#### 2\nThe answer is 2.", "The answer is 7."]

@@ -16,12 +16,14 @@ pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect  # noqa: E402
 
 from bonsai_ui import guided  # noqa: E402
+from bonsai_ui.prompts import load_format  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
 from bonsai_ui.runs import Runner  # noqa: E402
 from bonsai_ui.settings import AppSettings  # noqa: E402
 from bonsai_ui.ui.guided_ui import HINT_KEY  # noqa: E402
 
 from conftest import IMAGES, SCREENSHOTS, VIEWPORT, LaunchedApp, ScriptedBackend  # noqa: E402
+from test_browser import settings_accordion  # noqa: E402
 
 DEMO_TIMEOUT_MS = 180_000  # two runs of SmolLM2-135M on 2 busy CPU cores
 TIMEOUT_MS = 10_000
@@ -49,17 +51,24 @@ def example_labels(page: Page) -> list[str]:
     return [text for text in shown if text in labels]
 
 
-def test_show_me_runs_both_reasonings_and_compares_them(real_app, page):
+def test_show_me_runs_both_reasonings_and_compares_them(served_app, page):
+    """On ``python app.py`` as launched: the page's own default format is think (--format auto),
+    and Show me switches to the alpaca format and settings its reasonings were checked in."""
     demo = guided.demo_example()
     a, b = demo.variants[0].reasoning, demo.variants[1].reasoning
     removed, added = guided.changed_sentences(a, b)
-    open_app(page, real_app.url)
+    open_app(page, served_app.url)
+    expect(page.locator("#format input")).to_have_value(load_format("think").label)
 
     page.locator("#show-me").click()
-    # Reasoning A is loaded into the editor and answered first.
+    # Reasoning A is loaded into the editor, in the demo's context, and answered first.
     expect(page.locator("#reasoning textarea")).to_have_value(a, timeout=TIMEOUT_MS)
     expect(page.locator("#question textarea")).to_have_value(demo.question)
     expect(page.locator("#mode input[value=special]")).to_be_checked()
+    expect(page.locator("#format input")).to_have_value(load_format(demo.prompt_format).label)
+    settings_accordion(page).click()  # the settings sit in a folded panel
+    expect(page.locator("#max_new_tokens input[type=number]")).to_have_value(
+        str(demo.settings.max_new_tokens))
     explanation = page.locator("#demo-explanation")
     expect(explanation).to_contain_text("You changed this sentence", timeout=DEMO_TIMEOUT_MS)
 
@@ -68,9 +77,9 @@ def test_show_me_runs_both_reasonings_and_compares_them(real_app, page):
     expect(page.get_by_role("tab", name="Compare")).to_have_attribute("aria-selected", "true")
     text = explanation.inner_text()
     assert removed in text and added in text, text
-    answers = re.search(r"the answer changed from “(.+?)” to “(.+?)”", text)
+    answers = re.search(r"the final answer changed from “(.+?)” to “(.+?)”", text)
     assert answers, f"the two responses did not differ: {text}"
-    assert answers.groups() == ("The answer is 2.", "The answer is 7."), text  # tests/test_guided.py
+    assert answers.groups() == ("2", "7"), text  # the final answers (tests/test_guided.py)
     assert answers.group(2) in page.locator("#response-box").inner_text()
     assert page.locator("#diff-response ins").count() > 0, "the response diff shows nothing added in B"
     expect(page.locator("#compare-summary")).not_to_be_empty()
@@ -142,11 +151,14 @@ def test_examples_list_english_first_on_the_embedded_model(scripted_app, page):
     expect(page.locator("#reasoning textarea")).to_have_value(demo.variants[1].reasoning)
     expect(page.locator("#question textarea")).to_have_value(demo.question)
     expect(page.locator("#mode input[value=special]")).to_be_checked()
+    expect(page.locator("#format input")).to_have_value(load_format(demo.prompt_format).label)
+    settings_accordion(page).click()  # the settings sit in a folded panel
+    expect(page.locator("#max_new_tokens input[type=number]")).to_have_value(
+        str(demo.settings.max_new_tokens))
 
 
 def test_examples_list_the_seeds_japanese_first_on_another_model(browser):
-    app = LaunchedApp(Runner(Engine(ScriptedBackend())),
-                      settings=AppSettings(model="Qwen/Qwen2.5-0.5B-Instruct"))
+    app = LaunchedApp(Engine(ScriptedBackend()), ["--model", "Qwen/Qwen2.5-0.5B-Instruct"])
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()

@@ -33,12 +33,12 @@ QUESTION = "Jack has 4 pears and eats 5 of them. How many pears are left?"
 GENERATE_ARGS = (QUESTION, "", "reasoning", "alpaca", "", 24, 0.0, 0.95, 50, 1.1, 0)
 
 
-def launch(runner: Runner, folder: Path, **settings) -> LaunchedApp:
+def launch(engine, folder: Path, *argv: str) -> LaunchedApp:
     folder.mkdir(parents=True, exist_ok=True)
     saved = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(folder)
     try:
-        app = LaunchedApp(runner, settings=AppSettings(**settings))
+        app = LaunchedApp(engine, list(argv))
     finally:
         if saved is None:
             del os.environ["GRADIO_TEMP_DIR"]
@@ -51,15 +51,15 @@ def launch(runner: Runner, folder: Path, **settings) -> LaunchedApp:
 @pytest.fixture(scope="module")
 def open_app(llama_engine, tmp_path_factory):
     """No password, a 1 MB upload limit, temporary files kept 2 s and swept every second."""
-    app = launch(Runner(llama_engine), tmp_path_factory.mktemp("open") / "gradio",
-                 max_upload=LIMIT, temp_max_age=AGE, temp_cleanup_every=EVERY)
+    app = launch(llama_engine, tmp_path_factory.mktemp("open") / "gradio", "--max-upload", str(LIMIT),
+                 "--temp-max-age", str(AGE), "--temp-cleanup-every", str(EVERY))
     yield app
     app.close()
 
 
 @pytest.fixture(scope="module")
 def locked_app(llama_engine, tmp_path_factory):
-    app = launch(Runner(llama_engine), tmp_path_factory.mktemp("locked") / "gradio", auth="ann:pear-5")
+    app = launch(llama_engine, tmp_path_factory.mktemp("locked") / "gradio", "--auth", "ann:pear-5")
     yield app
     app.close()
 

@@ -16,9 +16,7 @@ from conftest import LaunchedApp, ScriptedBackend
 
 
 def test_the_server_keeps_the_state_of_at_most_session_capacity_sessions():
-    settings = AppSettings(session_capacity=10)
-    runner = Runner(Engine(ScriptedBackend(pieces=["a", " b"])))
-    app = LaunchedApp(runner, settings=settings)
+    app = LaunchedApp(Engine(ScriptedBackend(pieces=["a", " b"])), ["--session-capacity", "10"])
     try:
         client = Client(app.url, verbose=False)
         for i in range(25):
@@ -93,8 +91,7 @@ def test_a_deep_link_sees_the_same_configs_as_with_gradios_eager_copy():
 def test_a_deep_link_through_the_server_carries_what_a_run_wrote():
     import httpx
 
-    runner = Runner(Engine(ScriptedBackend(pieces=["Twelve", " legs."])))
-    app = LaunchedApp(runner)
+    app = LaunchedApp(Engine(ScriptedBackend(pieces=["Twelve", " legs."])))
     try:
         client = Client(app.url, verbose=False)
         result = client.predict("How many legs?", "", "vanilla", "alpaca", "", 4, 0.0, 0.95, 50, 1.1,

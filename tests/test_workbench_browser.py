@@ -38,23 +38,6 @@ def page(browser):
     context.close()
 
 
-class App:
-    """The app on a chosen port: a restart must come back at the same address (local storage is
-    kept per address)."""
-
-    def __init__(self, runner: Runner, port: int):
-        from bonsai_ui.ui import LoadStatus, build_ui, launch_kwargs
-
-        self.demo = build_ui(runner, LoadStatus(ready=True, stage="ready"), default_format="alpaca")
-        self.demo.queue(default_concurrency_limit=1)
-        self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                         quiet=True, **launch_kwargs())
-        self.url = f"http://127.0.0.1:{port}/"
-
-    def close(self):
-        self.demo.close()
-
-
 # -- helpers -------------------------------------------------------------------------------------
 
 @contextmanager
@@ -62,7 +45,7 @@ def on_stored(browser, history):
     """A page (and its app, on the scripted backend) whose browser storage holds ``history``, with
     all questions listed."""
     backend = ScriptedBackend()
-    app = LaunchedApp(Runner(Engine(backend)), stored=history.to_data())
+    app = LaunchedApp(Engine(backend), stored=history.to_data())
     app.backend = backend
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
@@ -330,7 +313,7 @@ def test_star_reject_note_export_clear_and_import(scripted_app, page, tmp_path):
 def test_history_survives_reload_and_restart_and_stays_in_its_browser(browser):
     port = free_port()
     backend = ScriptedBackend(script=[["Kept in this browser.", "\n### Response:\n", "Safe."]])
-    app = App(Runner(Engine(backend)), port)
+    app = LaunchedApp(Engine(backend), port=port)  # a restart comes back at the same address
     first = browser.new_context(viewport=VIEWPORT)
     page = first.new_page()
     try:
@@ -344,7 +327,7 @@ def test_history_survives_reload_and_restart_and_stays_in_its_browser(browser):
         assert cell(page, 0, 6).inner_text() == "Kept in this browser."
 
         app.close()  # a server restart, at the same address
-        app = App(Runner(Engine(ScriptedBackend())), port)
+        app = LaunchedApp(Engine(ScriptedBackend()), port=port)
         open_app(page, app.url)
         expect(page.locator("#attempts .virtual-row")).to_have_count(1, timeout=TIMEOUT_MS)
         cell(page, 0, 0).click()

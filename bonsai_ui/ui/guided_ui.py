@@ -21,15 +21,22 @@ HINT_KEY = "bonsai-hint-dismissed"  # localStorage key: the hint once dismissed 
 
 def build_examples(editor: Editor, model: str) -> None:
     """One row per ready reasoning; English first for the embedded English-only model, with a line
-    saying why."""
-    rows = [row for e in guided.ordered_examples(model) for row in e.rows()]
+    saying why. A click sets the question, the mode, the reasoning, and the prompt format and
+    generation settings the example was checked in (examples.toml), where the user sees them."""
+    listed = [(e, row) for e in guided.ordered_examples(model) for row in e.rows()]
     with gr.Column():
         if guided.is_embedded(model):
             gr.Markdown(t("examples_embedded"), elem_id="examples-note")
-        gr.Examples([list(row[1:]) for row in rows],
-                    inputs=[editor.question, editor.input, editor.mode, editor.reasoning],
-                    label=t("examples"), example_labels=[row[0] for row in rows],
-                    examples_per_page=len(rows), api_visibility="private")
+        chosen = gr.Examples([[*row[1:], *e.context] for e, row in listed],
+                             inputs=[editor.question, editor.input, editor.mode, editor.reasoning,
+                                     editor.prompt_format, *editor.settings],
+                             label=t("examples"), example_labels=[row[0] for _, row in listed],
+                             examples_per_page=len(listed), api_visibility="private")
+        loaded = gr.Markdown(elem_id="examples-loaded")
+    # Which context the click set, said where the user looks (the settings sit in a closed panel).
+    # Examples' dataset hands its handlers (index, sample) of the click.
+    chosen.load_input_event.then(lambda clicked: guided.context_line(listed[clicked[0]][0]),
+                                 chosen.dataset, loaded, **PRIVATE)
 
 
 @dataclass
@@ -47,12 +54,13 @@ class Guide:
 
     @staticmethod
     def load_variant(index: int):
-        """The demo example with its variant ``index`` into the editor, ready for Regenerate."""
+        """The demo example with its variant ``index`` into the editor, ready for Regenerate, in
+        the format and settings it was checked in (shown in the page as they change)."""
         example = guided.demo_example()
 
         def load():
             return (example.question, example.input, "special", example.variants[index].reasoning,
-                    "" if index == 0 else gr.skip())
+                    *example.context, "" if index == 0 else gr.skip())
         return load
 
     def finish(self, bench: Workbench, history, picked, shown):
@@ -70,7 +78,8 @@ class Guide:
     def wire(self, editor: Editor, bench: Workbench) -> None:
         self.dismiss_btn.click(lambda: (True, gr.Group(visible=False)), None,
                                [self.hint_store, self.hint], **PRIVATE)
-        loaded = [editor.question, editor.input, editor.mode, editor.reasoning, self.explanation]
+        loaded = [editor.question, editor.input, editor.mode, editor.reasoning, editor.prompt_format,
+                  *editor.settings, self.explanation]
         run_in = [editor.question, editor.input, editor.reasoning, editor.prompt_format, *editor.settings]
         run_out = [editor.response, editor.stats, editor.prompt]
         event = self.show_btn

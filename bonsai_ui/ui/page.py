@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+from typing import Callable
 
 import gradio as gr
 
@@ -37,9 +38,11 @@ CSS = """
 """
 
 
-def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable" = "alpaca",
-             settings: AppSettings = AppSettings(), concurrency: int = 1) -> gr.Blocks:
-    """``default_format`` may be a function: it is called once the model is ready (auto format).
+def build_ui(runner: Runner, status: LoadStatus, default_format: Callable[[], str],
+             settings: AppSettings, concurrency: int = 1) -> gr.Blocks:
+    """Built by ``bonsai_ui.app.compose`` alone, from the options. ``default_format`` is called
+    once the model is ready (``--format auto`` depends on the model); until then the format
+    named by ``--format`` shows, or alpaca.
     ``settings``: the upload limit and the temporary files' lifetime (hosting.py).
     ``concurrency``: runs streaming at once (1 in-process; a served engine's --parallel)."""
 
@@ -47,7 +50,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         ready = status.ready and runner.engine is not None
         fmt = gr.Dropdown()
         if ready and not seen_ready:
-            fmt = gr.Dropdown(value=default_format() if callable(default_format) else default_format)
+            fmt = gr.Dropdown(value=default_format())
         return status.markdown(runner), gr.Timer(active=not ready and not status.error), fmt, ready
 
     # Gradio's queue recomputes a pandas summary of up to 10,000 past events (for its monitoring
@@ -64,8 +67,8 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: "str | callable
         with gr.Tabs(elem_id="page-tabs"):
             with gr.Tab(t("tab_editor"), id="editor", elem_id="tab-editor"):
                 guide = build_guide()
-                editor = build_editor(runner, default_format if isinstance(default_format, str)
-                                      else "alpaca", concurrency,
+                first_format = "alpaca" if settings.prompt_format == "auto" else settings.prompt_format
+                editor = build_editor(runner, first_format, concurrency,
                                       queue_guard(demo, settings.queue_size))
                 build_examples(editor, settings.model)
                 guide.explanation = gr.Markdown(elem_id="demo-explanation")

@@ -42,9 +42,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "examples": ("Examples from the seed document (one click loads them)", "例題（クリックで読み込み）"),
     "examples_embedded": (
         "The embedded model (SmolLM2-135M) is tiny and reads only English, so the English examples "
-        "come first; the Japanese ones need a real fine-tune such as the seed's.",
+        "come first; the Japanese ones need a real fine-tune such as the seed's. An example also "
+        "sets the prompt format and the settings it was checked with.",
         "内蔵モデル（SmolLM2-135M）は英語のみの小さなモデルなので、英語の例を先に並べています。日本語の例には"
-        "元記事のようなファインチューニング済みモデルが必要です。"),
+        "元記事のようなファインチューニング済みモデルが必要です。例を選ぶと、確認済みのプロンプト形式と設定も"
+        "入ります。"),
     "hint": ("**New here? Three steps:** ① **ask** a question and Generate, ② **edit the reasoning** "
              "the model wrote, ③ **regenerate** the response from it: the answer follows your edit. "
              "Or click **Show me** to watch it done.",
@@ -53,8 +55,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "hint_dismiss": ("Got it ✕", "わかりました ✕"),
     "show_me": ("Show me ✨", "やってみせて ✨"),
     "show_me_info": ("A guided demo: the same question answered from two reasonings that differ in one "
-                     "sentence, then compared.",
-                     "実演: 1文だけ違う2つの推論から同じ質問に回答し、比較します。"),
+                     "sentence, then compared (in the alpaca format, greedy, as the demo was checked).",
+                     "実演: 1文だけ違う2つの推論から同じ質問に回答し、比較します（確認済みの alpaca 形式・"
+                     "貪欲法で）。"),
     "tab_attempts": ("Attempts", "試行"),
     "tab_compare": ("Compare", "比較"),
     "tab_export": ("Export / import", "書き出し・読み込み"),
