@@ -1,24 +1,24 @@
-"""Wall time of an ablation sweep (issue 12): with prefix reuse against naive full re-encodes.
+"""Wall time of an ablation sweep: with prefix reuse (as the app runs it) against full re-encodes.
 
-A reasoning of ``--sentences`` sentences (20) of about ``--sentence-tokens`` tokens each, responses
-of ``--new-tokens`` tokens (128; EOS ignored, so every response writes all of them), greedy. The
-sweep regenerates the baseline and one response per sentence with that sentence removed, through
-the app's own ``Ablator``:
+A reasoning of ``--sentences`` sentences (20) of about ``--sentence-tokens`` tokens each (30;
+``--sentence-tokens 80`` for a long one), responses of ``--new-tokens`` tokens (128; EOS ignored,
+so every response writes all of them), greedy. The sweep regenerates the baseline and one response
+per sentence with that sentence removed, through the app's own ``Ablator``:
 
 - reuse: as the app runs it (last sentence first; each variant keeps the cached prefix up to its
   removed sentence, in whole prefill chunks: 512-token batches on llama.cpp, 256 on the
   transformers backends);
 - naive: the backend's caches forgotten before every response, so every prompt is re-encoded.
 
-Both sweeps must write the same tokens (checked: ``same_tokens``). Reported per mode: wall time,
-prompt tokens and tokens reused, and the time to first token summed over the responses (the part
-that reuse can save; the rest is decoding, which no reuse shortens).
+Both sweeps must write the same tokens (``same_tokens``). Reported per mode: wall and CPU time,
+prompt tokens and tokens reused, the time to first token summed over the responses (the part reuse
+can save; the rest is decoding, which no reuse shortens), and ``speedup_ceiling``: the speed-up if
+every prompt token were reused. Each line records the commit and the load average before and after.
 
-usage (CPU, the embedded model):
-    python bench/ablation_bench.py --backend llama.cpp --out bench/results/cpu-ablation.jsonl
-    python bench/ablation_bench.py --backend transformers --decoder static --out ...
-usage (GPU, e.g. the 7B random model of bench/make_random_model.py):
-    python bench/ablation_bench.py --backend unsloth --model DIR --label qwen2.5-7b-random --out ...
+usage (CPU, the embedded model; ~4 minutes on 2 idle cores):
+    python bench/ablation_bench.py --backend llama.cpp --out bench/results/tmp/ablation.jsonl
+usage (GPU): bash bench/gpu.sh ablation   (the 7B random-weight shape on Unsloth, both lengths)
+Results: bench/results/ablation-*.jsonl; docs/benchmarks.md, "Ablation sweep".
 """
 
 from __future__ import annotations
@@ -85,10 +85,10 @@ def main() -> None:
     args = ap.parse_args()
     load_before = os.getloadavg()  # the 1, 5, 15-minute load: a timing on a busy machine is void
 
-    from bonsai_ui.ablation import Ablator, AblationRequest, split_units
+    from bonsai_ui.ablation.sweep import Ablator, AblationRequest, split_units
     from bonsai_ui.engine import load_engine
-    from bonsai_ui.runs import Runner
-    from bonsai_ui.settings import AppSettings, GenerationSettings
+    from bonsai_ui.editor.runs import Runner
+    from bonsai_ui.core.settings import AppSettings, GenerationSettings
 
     t0 = time.perf_counter()
     engine = load_engine(AppSettings(model=args.model, backend=args.backend, context_length=8192,
@@ -134,6 +134,7 @@ def main() -> None:
     line = json.dumps(result)
     print(line, flush=True)
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a") as f:
             f.write(line + "\n")
 

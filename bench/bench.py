@@ -1,24 +1,32 @@
 """Speed and memory of the engine, one backend configuration per process.
 
-Why one per process: ``import unsloth`` patches transformers globally, so "plain transformers" is
-only plain in a process that never imported Unsloth; and peak-memory figures are only honest for a
-process that loaded one model. On the GPU machine ``bench/gpu_check.sh bench SHAPE CONFIG...`` runs
-the configurations and collects the JSON lines; on a CPU, run this script per configuration
-(``--config transformers-cpu``, ``--config llama.cpp-cpu``) with ``--out``.
+Measures the app's own defaults (``--decoder``, ``--nf4-kernel``, ``--decode-kernels`` and the
+context length come from ``bonsai_ui.core.settings.APP_OPTIONS``) unless a flag says otherwise.
+Why one configuration per process: ``import unsloth`` patches transformers globally, so "plain
+transformers" is only plain in a process that never imported Unsloth, and peak-memory figures are
+only honest for a process that loaded one model.
 
-Measured per configuration (greedy, batch 1, EOS ignored so every run writes all its tokens):
-- load time, peak GPU memory;
-- streamed through the app's engine: time to first token, decode tokens/s excluding the first token;
-- the same model's plain ``generate`` without a streamer (the seed document's call): the peer the
-  default path must beat (``speedup_vs_seed``);
-- with the static decoder (``--decoder auto``/``static``): the same decode loop called directly,
-  without the worker thread and detokenizer, for the streaming overhead;
-- regenerate after an edit (early, late) of 1k/2k/4k-token prompts: time to first token with the
-  session's prefix cache and without it;
-- on CUDA: device-to-device copy bandwidth and the weight bytes read per token, whose ratio is the
-  decode ceiling.
+Measured (greedy, batch 1, EOS ignored so every run writes all its tokens; decode tokens/s exclude
+the first token; the prompt is numbered English sentences), one JSON line per section as it ends
+(the last line of a run holds every section):
+- load time, cold start (``--started-at``: process launch to engine ready, as app.py does it), the
+  first request's time to first token, peak GPU memory;
+- ``stream``: the app's streamed path (``Engine.stream``): time to first token and decode tokens/s;
+- ``sampling``: decode speed of the page's defaults and of sampled settings against greedy;
+- with the static decoder: the same decode loop called directly, without the worker thread and
+  detokenizer, streamed and not alternating (``streaming_overhead_pct``);
+- ``reuse``: regenerate after an early and a late edit of ``--reuse-lengths`` prompts: time to first
+  token with the session's prefix cache and without it (medians of three);
+- ``plain``: the same model's plain ``model.generate`` without a streamer (what the original app
+  called), and ``static``: transformers' own static-cache ``generate``; both run last, with the NF4
+  kernel taken off as ``--decoder generate`` runs (a kernel left on there launches eagerly);
+- ``ceiling`` (CUDA): device-to-device copy bandwidth ÷ weight bytes read per token, and the decode
+  speed's share of it.
 
 usage: python bench/bench.py --config unsloth-4bit --model DIR --label qwen2.5-7b [--out FILE]
+       python bench/bench.py --config llama.cpp-cpu --out FILE          (the embedded model, CPU)
+On a GPU machine, `bash bench/gpu.sh speed` (and `peer`) runs it; results table: docs/benchmarks.md,
+"GPU decode speed" and "Prefill and regenerate"; on a CPU, "CPU engines".
 """
 
 from __future__ import annotations
@@ -114,7 +122,7 @@ def weight_bytes_per_token(model) -> int:
 
 
 def plain_generate(backend, prompt, new_tokens, **extra):
-    """The seed document's call: tokenizer → model.generate(use_cache=True), no streamer."""
+    """What the original app called: tokenizer → model.generate(use_cache=True), no streamer."""
     import torch
 
     inputs = backend.tokenizer([prompt], return_tensors="pt").to(backend.model.device)
@@ -143,7 +151,7 @@ def plain_static(backend, prompt, new_tokens):
     import torch
 
     from bonsai_ui.engine.static_decoder import decode
-    from bonsai_ui.settings import GenerationSettings
+    from bonsai_ui.core.settings import GenerationSettings
 
     ids = backend.encode(prompt)
     cache = backend.decoder.new_cache()
@@ -164,18 +172,30 @@ def plain_static(backend, prompt, new_tokens):
             "decode_tok_s": (new_tokens - 1) / max(stamps[-1] - stamps[0], 1e-9)}
 
 
+def app_default(name: str):
+    """The app's own default for an option (``python app.py`` with no flags)."""
+    from bonsai_ui.core.settings import APP_OPTIONS
+
+    return APP_OPTIONS[name].default
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 epilog="Sections: stream, sampling, reuse, plain, static, ceiling "
+                                        "(--skip); defaults of --decoder, --nf4-kernel and "
+                                        "--decode-kernels are the app's.")
     ap.add_argument("--config", choices=CONFIGS, required=True)
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--label", default="")
     ap.add_argument("--prompt-tokens", type=int, default=1000)
     ap.add_argument("--new-tokens", type=int, default=256)
     ap.add_argument("--reuse-lengths", default="1000,2000,4000")
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: plain,reuse,ceiling")
-    ap.add_argument("--decoder", default="auto", choices=("auto", "static", "generate"))
-    ap.add_argument("--nf4-kernel", default="off", choices=("on", "off"))
-    ap.add_argument("--decode-kernels", default="on", choices=("on", "off"))
+    ap.add_argument("--skip", default="",
+                    help="comma list of sections to skip: sampling,plain,static,reuse,ceiling")
+    ap.add_argument("--decoder", default=app_default("decoder"), choices=("auto", "static", "generate"))
+    ap.add_argument("--nf4-kernel", default=app_default("nf4_kernel"), choices=("on", "off"))
+    ap.add_argument("--decode-kernels", default=app_default("decode_kernels"), choices=("on", "off"))
+    ap.add_argument("--context-length", type=int, default=app_default("context_length"))
     ap.add_argument("--started-at", type=float, default=0.0,
                     help="epoch seconds when the process was launched (date +%%s.%%N), for cold start")
     ap.add_argument("--out", default="")
@@ -184,7 +204,8 @@ def main() -> None:
 
     backend_name, four_bit = CONFIGS[args.config]
     result = {"config": args.config, "label": args.label or args.model, "backend": backend_name,
-              "load_in_4bit": four_bit, "python": platform.python_version(), "host": platform.node()}
+              "load_in_4bit": four_bit, "nf4_kernel": args.nf4_kernel, "decode_kernels": args.decode_kernels,
+              "started": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "python": platform.python_version(), "host": platform.node()}
 
     def emit():
         line = json.dumps(result)
@@ -204,15 +225,14 @@ def main() -> None:
     result["device"] = torch.cuda.get_device_name() if cuda else f"CPU x{os.cpu_count()}"
 
     from bonsai_ui.engine import load_engine
-    from bonsai_ui.settings import AppSettings, GenerationSettings
+    from bonsai_ui.core.settings import AppSettings, GenerationSettings
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     engine = load_engine(AppSettings(model=args.model, backend=backend_name, load_in_4bit=four_bit,
-                                     context_length=8192, decoder=args.decoder,
-                                     decode_kernels=args.decode_kernels,
-                                     **({"nf4_kernel": args.nf4_kernel} if args.nf4_kernel != "off" else {})))
+                                     context_length=args.context_length, decoder=args.decoder,
+                                     nf4_kernel=args.nf4_kernel, decode_kernels=args.decode_kernels))
     cuda_sync()
     result["load_s"] = round(time.perf_counter() - t0, 2)
     if backend_name == "unsloth":
@@ -259,14 +279,6 @@ def main() -> None:
             for name, v in speeds.items()}
         emit()
 
-    if "plain" not in skip and hasattr(backend, "model"):
-        p = plain_generate(backend, prompt, args.new_tokens)
-        result["plain_generate"] = {k: round(v, 4) for k, v in p.items()}
-        result["speedup_vs_seed"] = round(t.decode_tps / p["decode_tok_s"], 2)
-        if getattr(backend, "decoder", None) is None:
-            result["streaming_overhead_pct"] = round(100 * (1 - t.decode_tps / p["decode_tok_s"]), 1)
-        emit()
-
     if getattr(backend, "decoder", None) is not None:
         # streamed and not, alternating, medians of three each: one pair is within run-to-run noise
         streamed, plain = [], []
@@ -280,14 +292,6 @@ def main() -> None:
                                      "plain": [round(x, 1) for x in plain]}
         result["streaming_overhead_pct"] = round(
             100 * (1 - statistics.median(streamed) / statistics.median(plain)), 1)
-        emit()
-
-    if "static" not in skip and cuda and hasattr(backend, "model"):
-        try:  # transformers' static KV cache, which it auto-compiles (CUDA graphs) on CUDA
-            p = plain_generate(backend, prompt, args.new_tokens, cache_implementation="static")
-            result["plain_generate_static"] = {k: round(v, 4) for k, v in p.items()}
-        except Exception as error:  # noqa: BLE001 - record why the variant failed
-            result["plain_generate_static"] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
         emit()
 
     if "reuse" not in skip:
@@ -323,6 +327,26 @@ def main() -> None:
         result["regenerate_ttft"] = rows
         emit()
 
+    if ("plain" not in skip or "static" not in skip and cuda) and hasattr(backend, "model"):
+        if getattr(backend, "_nf4_installed", False):  # as --decoder generate runs: bitsandbytes
+            backend._fast_linears(False)
+            result["plain_generate_note"] = "NF4 kernel taken off, as --decoder generate runs"
+    if "plain" not in skip and hasattr(backend, "model"):
+        p = plain_generate(backend, prompt, args.new_tokens)
+        result["plain_generate"] = {k: round(v, 4) for k, v in p.items()}
+        result["speedup_vs_plain_generate"] = round(t.decode_tps / p["decode_tok_s"], 2)
+        if getattr(backend, "decoder", None) is None:
+            result["streaming_overhead_pct"] = round(100 * (1 - t.decode_tps / p["decode_tok_s"]), 1)
+        emit()
+
+    if "static" not in skip and cuda and hasattr(backend, "model"):
+        try:  # transformers' static KV cache, which it auto-compiles (CUDA graphs) on CUDA
+            p = plain_generate(backend, prompt, args.new_tokens, cache_implementation="static")
+            result["plain_generate_static"] = {k: round(v, 4) for k, v in p.items()}
+        except Exception as error:  # noqa: BLE001 - record why the variant failed
+            result["plain_generate_static"] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+        emit()
+
     if cuda:
         result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         if "ceiling" not in skip and hasattr(backend, "model"):
@@ -330,7 +354,7 @@ def main() -> None:
             wb = weight_bytes_per_token(backend.model)
             result["copy_bandwidth_tb_s"] = round(bw / 1e12, 3)
             result["weight_bytes_per_token_gb"] = round(wb / 1e9, 3)
-            result["ceiling_tok_s"] = round(bw / wb, 1)  # as the issue defines it: copy bandwidth ÷ bytes
+            result["ceiling_tok_s"] = round(bw / wb, 1)  # copy bandwidth ÷ bytes read a token
             result["share_of_ceiling_pct"] = round(100 * t.decode_tps / result["ceiling_tok_s"], 1)
         emit()
 

@@ -1,12 +1,14 @@
 """How soon does the page show streamed text, and does that grow with the length of the text?
 
 A scripted backend writes 4,000 pieces; each carries the wall-clock millisecond at which it was
-emitted ("⟨1732556412345⟩"). In Chromium, a MutationObserver on the Response pane notes when each
-stamp first appears. Latency = shown − emitted, which includes the app's batching (~15 updates/s),
-Gradio's transport and the browser's rendering. Reported per 500-piece window, so growth with the
-length of the output shows.
+emitted ("⟨1732556412345⟩"). In headless Chromium, a MutationObserver on the Response pane notes
+when each stamp first appears. Latency = shown − emitted, which includes the app's batching
+(~15 updates/s), Gradio's transport and the browser's rendering. Reported per 500-piece window, so
+growth with the length of the output shows. Needs Debian's Chromium (/usr/bin/chromium) and
+Playwright, as the browser tests do. ~1 minute.
 
-usage: python bench/browser_latency.py [--pieces 4000] [--rate 200] [--out bench/results/browser_latency.json]
+usage: python bench/browser_latency.py [--pieces 4000] [--rate 200] [--out FILE]
+Results: bench/results/browser-latency-*.json; docs/benchmarks.md, "The page".
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from conftest import LaunchedApp, ScriptedBackend  # noqa: E402
 
 from bonsai_ui.engine import Engine  # noqa: E402
 from bonsai_ui.engine.protocol import worker_stream  # noqa: E402
-from bonsai_ui.runs import Runner  # noqa: E402
 
 OBSERVER = """
 () => {
@@ -65,17 +66,17 @@ class StampingBackend(ScriptedBackend):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pieces", type=int, default=4000)
     ap.add_argument("--rate", type=float, default=200.0, help="pieces per second")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "browser_latency.json"))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "tmp" / "browser-latency.json"))
     args = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
 
     backend = StampingBackend(args.pieces, args.rate)
     backend.context_length = 10**6
-    app = LaunchedApp(Runner(Engine(backend)))
+    app = LaunchedApp(Engine(backend))
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
@@ -102,10 +103,12 @@ def main():
                         "p50_ms": statistics.median(chunk),
                         "p95_ms": sorted(chunk)[int(0.95 * (len(chunk) - 1))]})
     all_ms = [d for d, _ in lat]
-    result = {"machine": f"{platform.node()} {platform.machine()}", "pieces": args.pieces,
+    result = {"machine": f"{platform.node()} {platform.machine()}", "when": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+              "pieces": args.pieces,
               "seen": len(all_ms), "rate_per_s": args.rate,
               "p50_ms": statistics.median(all_ms), "p95_ms": all_ms[int(0.95 * (len(all_ms) - 1))],
               "windows": windows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 

@@ -6,12 +6,14 @@
 # Only the server's own code is compiled (llama-common, the server, cpp-httplib: ~75 files); the
 # model code and the kernels (libllama, libggml*, libmtmd: ~120 more files) are the shared libraries
 # llama-cpp-python built from the very same sources and installed in the venv. Why: a full build
-# needs over an hour on 2 busy cores (the first attempt did not finish), and linking the same
+# needs over an hour on 2 busy cores, and linking the same
 # libraries means all three rows of the benchmark run the same kernels, so the rows differ only in
 # how requests are served. The binary finds the libraries through its rpath.
 #
 # usage: bash bench/build_llama_server.sh [WORK_DIR] [OUT_BINARY]
 #   defaults: /tmp/llama_server_build  /work/notes/llama-server
+# Run time: ~30 minutes on 2 cores (CPU). Not a benchmark itself: its binary serves the llama-server
+# rows of docs/benchmarks.md, "Many users at once" and "Sessions and memory".
 set -euo pipefail
 
 WORK=${1:-/tmp/llama_server_build}

@@ -19,9 +19,17 @@ resident memory sampled along the way: per-session state must not grow with sess
 llama-server where a binary is at hand (it serves the clients at once), else llama-cpp-python's
 server. ``--soak-minutes`` stops it early, saying how far it came.
 
-usage: python bench/concurrency.py --targets in-process lcpp-server llama-server \
-           --llama-server /path/to/llama-server --out bench/results/cpu-concurrency.jsonl
-       python bench/concurrency.py --soak 2000 --out bench/results/cpu-soak.jsonl
+Each row records the load average and the CPU seconds of the engine, the app and the clients: on
+a shared 2-core machine run it alone (``flock /tmp/bonsai-bench.lock``). The llama-server binary:
+``bash bench/build_llama_server.sh`` (or ``BONSAI_LLAMA_SERVER=PATH``). ~3 minutes for the three
+targets; the 10,000-session soak ~40 minutes.
+
+usage: python bench/concurrency.py --targets llama-server in-process lcpp-server \
+           --llama-server /path/to/llama-server --out bench/results/tmp/concurrency.jsonl
+       python bench/concurrency.py --soak 10000 --soak-users 4 --llama-server /path/to/llama-server \
+           --llama-server-args "-t 1 --poll 0" --out bench/results/tmp/soak-sessions.jsonl
+Results: bench/results/concurrency-*.jsonl, soak-sessions-*.jsonl; docs/benchmarks.md, "Many users
+at once" and "Sessions and memory".
 """
 
 from __future__ import annotations
@@ -207,6 +215,8 @@ def main() -> None:
     ap.add_argument("--soak-minutes", type=float, default=0, help="stop the soak after this long")
     ap.add_argument("--out")
     args = ap.parse_args()
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out = open(args.out, "a") if args.out else None
 
     def emit(record):

@@ -1,12 +1,16 @@
-"""Which GPU kernels give different bits for identical inputs? (issue 8's sources, op by op)
+"""GPU: which operations give different bits for identical inputs? Op by op, 30 runs each.
 
 Each op runs 30 times on identical inputs; the line says how many distinct results came out
 (1 = deterministic). Shapes of the Qwen2.5-7B layer (28 query heads, 4 KV heads, head dim 128,
-hidden 3584, intermediate 18944). Ops: SDPA per backend (decode step and a 256-token prefill chunk,
-boolean mask, grouped-query attention), cuBLAS linear at several batch sizes (on one thread and on
-fresh threads), bitsandbytes 4-bit linear, and the sampling path's ops.
+hidden 3584, intermediate 18944, a 152k vocabulary). Ops: SDPA per backend (decode step and a
+256-token prefill chunk, boolean mask, grouped-query attention), cuBLAS linear at several batch
+sizes (on one thread and on fresh threads), bitsandbytes 4-bit linear, and the sampling path's ops
+(a plain cumsum over the vocabulary against the app's ``ordered_cumsum``; the app's
+exponential-argmax draw). What it is for: when identical runs stop repeating, which kernel to
+suspect. ~2 minutes.
 
-usage: python bench/determinism_probe.py [--out FILE]
+usage: python bench/determinism_probe.py [--out FILE]    (on a GPU: bash bench/gpu.sh probe)
+Results: bench/results/determinism-*.jsonl; docs/benchmarks.md, "Exactness".
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """The Compare diff against the difflib one it replaced, on the same texts in the same process.
 
-Texts: a 4,000-word English text and a copy with a few sentences edited (the issue's target:
-≥ 10× faster), two unrelated 4,000-word texts (the worst case: responses of two different runs),
-and the Japanese pair of bench/long_history.py at ~3,000 tokens. Each figure is the best of
-``--repeat`` CPU-time runs, since other work shares this machine's two cores. Like for like, the
-alignment (``align``) is held against difflib's; ``diff_texts`` (what the view shows: the alignment
-with short equal stretches folded into the changes around them) is timed as well, with the number
-of marked spans each gives.
+Texts: a 4,000-word English text and a copy with a few sentences edited, two unrelated 4,000-word
+texts (the worst case: responses of two different runs), and the Japanese pair of
+bench/long_history.py at ~3,000 tokens. Each figure is the best of ``--repeat`` CPU-time runs. Like
+for like, the alignment (``align``) is held against difflib's (``diff_texts_difflib``, kept in
+bonsai_ui/workbench/diffing.py for this); ``diff_texts`` (what the view shows: the alignment with
+short equal stretches folded into the changes around them) is timed as well, with the number of
+marked spans each gives. ~1 minute (difflib's side is most of it).
 
-usage: python bench/diff_speed.py [--repeat 3] [--out bench/results/diff_speed.json]
+usage: python bench/diff_speed.py [--repeat 3] [--out FILE]
+Results: bench/results/diff-speed-*.json; docs/benchmarks.md, "Diff speed".
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from long_history import ROOT, edited, english, japanese  # noqa: E402
 
-from bonsai_ui.diffing import align, diff_texts, diff_texts_difflib, forget_cuts, tokenize  # noqa: E402
+from bonsai_ui.workbench.diffing import align, diff_texts, diff_texts_difflib, forget_cuts, tokenize  # noqa: E402
 
 
 def best_cpu_ms(fn, repeat: int) -> float:
@@ -39,9 +40,9 @@ def best_cpu_ms(fn, repeat: int) -> float:
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "diff_speed.json"))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "tmp" / "diff-speed.json"))
     args = ap.parse_args()
     rng = random.Random("diff-speed")
     words = 4000 / 0.75  # english() writes 0.75 words a token
@@ -67,7 +68,9 @@ def main():
         rows.append(row)
         print(json.dumps(row, ensure_ascii=False), flush=True)
     result = {"machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} vCPU",
+              "when": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
               "python": platform.python_version(), "cases": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

@@ -1,16 +1,17 @@
 """The batching engine's own ceiling: one llama.cpp decode step for B sequences at once, no server.
 
-Issue 10 asks that 8 users get ≥ 3× one user's total throughput from a batching engine on this
-2-core machine. Whatever the app does, it cannot beat what one ``llama_decode`` of a batch of B
-tokens (one per sequence) costs against a batch of one: this script measures exactly that, through
+However a server batches its users, it cannot beat what one ``llama_decode`` of a batch of B
+tokens (one per sequence) costs against a batch of one. This measures exactly that, through
 llama-cpp-python's low-level API (the same libllama/libggml that llama-server links), for B = 1,
-2, 4, 8, 16, each sequence with a 64-token prompt already in its cache, 64 steps timed.
+2, 4, 8, 16, each sequence with a 64-token prompt already in its cache, 64 steps timed. It bounds
+what bench/concurrency.py's batching row can reach on the same machine. ~1 minute a GGUF.
 
-    python bench/engine_batch.py [GGUF ...] [--threads 2] [--out bench/results/engine-batch.jsonl]
+    python bench/engine_batch.py [GGUF ...] [--threads 2] [--requantize Q4_0 Q8_0] [--out FILE]
 
 Without a GGUF it measures the embedded SmolLM2-135M (Q4_1). Other quantizations of the same
 weights can be made with ``--requantize Q4_0 Q8_0`` (llama.cpp's own quantizer; from Q4_1, so a
 lossy second step: for measuring the kernels, not for serving).
+Results: bench/results/engine-batch-*.jsonl; docs/benchmarks.md, "Many users at once".
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def main() -> None:
     ggufs = args.gguf or [embedded_gguf()]
     tmp = Path(tempfile.mkdtemp(prefix="engine-batch-"))
     ggufs += [requantize(embedded_gguf(), kind, tmp) for kind in args.requantize]
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out = open(args.out, "a") if args.out else None
     head = {"when": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(),
             "load_avg": os.getloadavg()}

@@ -1,5 +1,7 @@
-"""A full-size history for the workbench benches: 200 attempts whose reasoning and response are
-~3,000 tokens each (the seed generates up to 3,072 tokens of reasoning), English or Japanese.
+"""Not a benchmark: the full-size history that the workbench benchmarks (bench/workbench_latency.py,
+bench/diff_speed.py) and tests/test_workbench_browser.py use: 200 attempts whose reasoning and
+response are ~3,000 tokens each (the app generates up to 3,072 tokens of reasoning), English or
+Japanese.
 
 Attempts come in families: a generated text, then versions with a few sentences edited, as a
 researcher's regenerates are. Text is drawn from a fixed vocabulary with a seeded generator, so
@@ -15,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bonsai_ui.attempts import Attempt, History  # noqa: E402
+from bonsai_ui.workbench.attempts import Attempt, History  # noqa: E402
 
 WORDS = ("the cat sat on a mat and Jack has four pears he eats five of them so there are none left "
          "which is impossible because one cannot eat more pears than one has therefore the question "

@@ -1,5 +1,8 @@
 """Build a random-weight Qwen2 model of a real shape and save it as a normal Hugging Face folder.
 
+Not a benchmark: it makes the models that bench/gpu.sh measures (seconds to a minute on a GPU,
+most of it saving the folder), and tests/test_random_model.py checks it on the CPU.
+
 Why: the GPU machine reaches no model hub and this workplace has no Qwen2.5 weights anywhere, but
 generation speed depends on the shape of the network (layers, hidden size, heads, KV heads) and not on
 the values of its weights. So for speed measurements we build a Qwen2ForCausalLM with the exact

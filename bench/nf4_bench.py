@@ -1,24 +1,30 @@
-"""GPU: bitsandbytes' batch-1 4-bit product vs the NF4 Triton gemv, per linear layer of Qwen2.5 7B/32B.
+"""GPU: the NF4 kernel (bonsai_ui/engine/nf4_gemv.py) against bitsandbytes' batch-1 4-bit product,
+per linear layer of the Qwen2.5 7B and 32B shapes, and for one token's linears of the whole model.
 
 For every layer shape (random bf16 weights, std 0.02, quantized by bitsandbytes as transformers and
 Unsloth load them: NF4, blocksize 64, double quantization):
-- time per call, each side in its own CUDA graph of REPS calls, cycling over enough copies of the
+- time per call, each side in its own CUDA graph of 50 calls, cycling over enough copies of the
   weights that they never sit in L2 (50 MB on an H100, 60 MB on an H200): a decode step reads every
-  weight once, so a figure from L2 would flatter both kernels;
+  weight once, so a figure from L2 would flatter both;
 - achieved GB/s (bytes of packed weights and absmax read) and its share of the card's copy
   bandwidth (a 1 GiB device-to-device copy, read + written bytes over time);
 - max abs difference to bitsandbytes' de-quantize + matmul (the prefill path) and to a float32
   product of the same de-quantized weights; whether the kernel's weights equal dequantize_4bit's;
 - determinism: 100 runs of the kernel, all outputs bit-identical;
-- a sweep of K tiles, splits and pipeline stages around the fixed rule's pick, to check the rule.
-Then one token's linears for the whole model: sum over layers, ours vs bitsandbytes.
+- a sweep of K tiles, splits, warps, the prefetch and the tensor-core sum path around the kernel's
+  fixed rule (``pick_config``), to check the rule (``NF4_BENCH_SWEEP_S=0``: the rule only).
+Then one token's linears: the sum over layers, the kernel against bitsandbytes.
 
-usage: python bench/nf4_bench.py [OUT.jsonl]     (default $OUT/nf4_bench.jsonl or bench/results)
-Prints as it goes; one JSON object a line in the output file. ~1-2 minutes on an H100.
+usage: python bench/nf4_bench.py [OUT.jsonl] [--models qwen2.5-7b,qwen2.5-32b]
+       (default OUT: $OUT/nf4_bench.jsonl, else bench/results/tmp/nf4_bench.jsonl)
+Prints as it goes; one JSON object a line. 2-6 minutes on an H100/H200 (the sweep compiles ~8
+configurations a shape). `bash bench/gpu.sh nf4` runs it. Results: bench/results/nf4-kernel-*.jsonl;
+docs/benchmarks.md, "NF4 kernel".
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -43,7 +49,7 @@ SWEEP_UNTIL_S = float(os.environ.get("NF4_BENCH_SWEEP_S", 300))
 
 def sweep_configs(rule: Config, k: int) -> list[Config]:
     """Neighbours of the rule's pick: rows and warps a program, K tiles, splits, the prefetch
-    off, and the tensor cores' sums (the path session 5 measured first)."""
+    off, and the tensor cores' sums (the kernel's other sum path)."""
     out = []
     for block_k in (128, 256):
         iters = k // block_k
@@ -166,8 +172,13 @@ def run_shape(model, name, n, k, has_bias, ceiling, emit):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    path = argv[0] if argv else os.path.join(os.environ.get("OUT", "bench/results"), "nf4_bench.jsonl")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out", nargs="?", default=os.path.join(os.environ.get("OUT", "bench/results/tmp"),
+                                                           "nf4_bench.jsonl"))
+    ap.add_argument("--models", default=os.environ.get("NF4_BENCH_MODELS", ""),
+                    help="comma list of shapes (default all: " + ",".join(MODELS) + ")")
+    args = ap.parse_args(argv)
+    path = args.out
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     out = open(path, "a")
 
@@ -185,7 +196,7 @@ def main(argv=None):
               bitsandbytes=bitsandbytes.__version__))
     print(f"{card}: copy bandwidth {ceiling / 1e9:.0f} GB/s; torch {torch.__version__}, "
           f"triton {triton.__version__}, bitsandbytes {bitsandbytes.__version__}")
-    only = os.environ.get("NF4_BENCH_MODELS")  # e.g. qwen2.5-7b: one model's shapes
+    only = args.models  # e.g. qwen2.5-7b: one model's shapes
     for model, (hidden, inter, layers, heads, kv_heads) in MODELS.items():
         if only and model not in only.split(","):
             continue

@@ -1,17 +1,19 @@
-"""GPU: where one decode step's time goes -- kernels per step, and the top kernels by GPU time.
+"""GPU: where one decode step's time goes -- kernels a step, and the kernels with the most GPU time.
 
-Loads a model through the app's engine (as bench.py does), prefills a prompt, then runs decode
-steps of the static decoder eagerly (the same ``_forward`` the graphs record) under
-``torch.profiler``, and times graphed steps (what the app runs) the same way.
+Loads a model through the app's engine (as bench.py does, with the app's defaults unless told
+otherwise), prefills a 1,271-token prompt, then runs decode steps of the static decoder eagerly
+(the same ``_forward`` the graphs record) under ``torch.profiler``, and times graphed steps (what
+the app runs). Also profiles the sampling of the page's sampled settings for one token.
 
 Prints, and appends to ``--out`` as one JSON line: GPU time of a step, kernels launched a step,
 the 25 kernels with the most GPU time (name, calls a step, microseconds a step), and the graphed
-step's wall time. Why: the 7B 4-bit decode reads 3.6 GB a token (0.85 ms at 4.2 TB/s) yet a step
-took 6.2 ms on an H200; the profile says how much of the rest is the 4-bit products and how much
-is the many small kernels around them.
+step's wall time. What it answers: of a 7B 4-bit step, how much is the 4-bit products and how
+much the many small kernels around them (``--decode-kernels off``: the step in PyTorch operations).
 
 usage: python bench/profile_step.py --model /tmp/qwen2.5-7b [--config unsloth-4bit]
                                    [--nf4-kernel on|off] [--decode-kernels on|off] [--out FILE]
+`bash bench/gpu.sh profile` runs it with the fused step and the PyTorch step. Results:
+bench/results/profile-7b-*.jsonl; docs/benchmarks.md, "GPU decode speed" (where a step's time goes).
 """
 
 from __future__ import annotations
@@ -45,12 +47,15 @@ def summary(prof) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    from bonsai_ui.core.settings import APP_OPTIONS
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--label", default="")
     ap.add_argument("--config", choices=CONFIGS, default="unsloth-4bit")
-    ap.add_argument("--nf4-kernel", default="off")
-    ap.add_argument("--decode-kernels", default="on", choices=("on", "off"))
+    ap.add_argument("--nf4-kernel", default=APP_OPTIONS["nf4_kernel"].default, choices=("on", "off"))
+    ap.add_argument("--decode-kernels", default=APP_OPTIONS["decode_kernels"].default,
+                    choices=("on", "off"))
     ap.add_argument("--out", default="")
     args = ap.parse_args()
 
@@ -58,13 +63,12 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from bonsai_ui.engine import load_engine
-    from bonsai_ui.settings import AppSettings
+    from bonsai_ui.core.settings import AppSettings
 
     backend_name, four_bit = CONFIGS[args.config]
-    extra = {"nf4_kernel": args.nf4_kernel} if args.nf4_kernel != "off" else {}
-    extra["decode_kernels"] = args.decode_kernels
     engine = load_engine(AppSettings(model=args.model, backend=backend_name, load_in_4bit=four_bit,
-                                     context_length=8192, decoder="static", **extra))
+                                     context_length=8192, decoder="static",
+                                     nf4_kernel=args.nf4_kernel, decode_kernels=args.decode_kernels))
     backend = engine.backend
     decoder = backend.decoder
     cache = decoder.cache
@@ -93,7 +97,7 @@ def main() -> None:
             graphed.append(time.perf_counter() - t0)
         # the page's sampled settings: what choose_token costs the GPU a token
         from bonsai_ui.engine.static_decoder import choose_token
-        from bonsai_ui.settings import GenerationSettings
+        from bonsai_ui.core.settings import GenerationSettings
 
         sampled = GenerationSettings(temperature=0.7, top_p=0.9, top_k=50, repetition_penalty=1.1,
                                      seed=1)

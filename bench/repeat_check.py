@@ -1,13 +1,19 @@
 """Same input, same tokens? Identical runs, prefix-reuse runs and fresh sessions, token for token.
 
-One backend configuration per process (``import unsloth`` patches transformers globally); both
-decoding loops (static, generate) are checked on the one loaded model. For each loop and for greedy
-and seeded sampling: three identical runs (caches forgotten before each), one run that reuses the
-prefix of an edited prompt sent just before, and one in a fresh session. Every run writes
-``--new-tokens`` tokens (EOS ignored). Prints one JSON line per check as it goes, and decode speeds
-of greedy, sampled and the page's defaults.
+One backend configuration per process (``import unsloth`` patches transformers globally), with the
+app's defaults (``--nf4-kernel``, ``--decode-kernels`` from ``APP_OPTIONS``) unless told otherwise.
+For each decoding loop (``--decoders``: static, generate) and sampling mode (``--modes``: greedy,
+seeded, page-defaults, seeded-top-p): three identical runs (caches forgotten before each), one run
+that reuses the prefix of an edited prompt sent just before (an edit at 90 % of a 1,500-token
+prompt), and one in a fresh session. Every run writes ``--new-tokens`` tokens (1,000; EOS ignored).
+Prints one JSON line per check as it goes: tokens equal from the start for each run against the
+first (``repeats_agree``, ``reuse_agree``, ``fresh_agree``), ``identical``, and decode speeds.
 
-usage: python bench/repeat_check.py --config unsloth-4bit --model DIR [--label L] [--out FILE]
+usage: python bench/repeat_check.py --config unsloth-4bit --model DIR [--label L] [--modes greedy,seeded]
+                                   [--decoders static] [--out FILE]
+`bash bench/gpu.sh repeat` runs it on the GPU shapes. Results: bench/results/repeat-*.jsonl;
+docs/benchmarks.md, "Exactness". On the CPU the same check is a test
+(tests/test_engine.py::test_same_input_same_tokens_run_after_run_and_with_reuse).
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ def agree(a: list[int], b: list[int]) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    from bonsai_ui.core.settings import APP_OPTIONS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, choices=sorted(CONFIGS))
     parser.add_argument("--model", required=True)
     parser.add_argument("--label", default="")
@@ -59,13 +67,14 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default="greedy,seeded")
-    parser.add_argument("--nf4-kernel", default="off", choices=("on", "off"))
-    parser.add_argument("--decode-kernels", default="on", choices=("on", "off"))
+    parser.add_argument("--nf4-kernel", default=APP_OPTIONS["nf4_kernel"].default, choices=("on", "off"))
+    parser.add_argument("--decode-kernels", default=APP_OPTIONS["decode_kernels"].default,
+                        choices=("on", "off"))
     parser.add_argument("--out", default="")
     args = parser.parse_args()
 
     from bonsai_ui.engine import load_engine
-    from bonsai_ui.settings import AppSettings, GenerationSettings
+    from bonsai_ui.core.settings import AppSettings, GenerationSettings
 
     backend_name, four_bit = CONFIGS[args.config]
     engine = load_engine(AppSettings(model=args.model, backend=backend_name, load_in_4bit=four_bit,

@@ -1,8 +1,10 @@
 """What a new visitor's session costs the server: Gradio's SessionState for this page, made by
 Gradio's own eager copy of every block's config and by the lazy copy the app installs
-(bonsai_ui/ui/gradio_sessions.py). CPU time and traced memory a session, 200 sessions each.
+(bonsai_ui/ui/gradio_sessions.py). CPU time and traced memory a session, 200 sessions each, on the
+page as ``python app.py`` builds it (``bonsai_ui.app.compose``). ~30 seconds.
 
-    python bench/session_cost.py
+usage: python bench/session_cost.py [--out FILE]
+Results: bench/results/session-cost-*.json; docs/benchmarks.md, "Sessions and memory".
 """
 
 from __future__ import annotations
@@ -33,20 +35,29 @@ def measure(make) -> dict:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="", help="also write the JSON object here")
+    args = ap.parse_args()
     from gradio.state_holder import SessionState
 
-    from bonsai_ui.runs import Runner
-    from bonsai_ui.ui import LoadStatus, build_ui, gradio_sessions
+    from bonsai_ui.app import compose
+    from bonsai_ui.core.settings import AppSettings
+    from bonsai_ui.ui import gradio_sessions
 
-    demo = build_ui(Runner(), LoadStatus())
+    demo = compose(AppSettings()).demo  # the page as ``python app.py`` builds it
 
     def eager():
         state = SessionState.__new__(SessionState)
         gradio_sessions.EAGER["init"](state, demo)
         return state
 
-    print(json.dumps({"blocks": len(demo.blocks), "load_avg": os.getloadavg(),
-                      "gradio_eager": measure(eager), "lazy": measure(lambda: SessionState(demo))}))
+    result = json.dumps({"blocks": len(demo.blocks), "load_avg": os.getloadavg(),
+                         "gradio_eager": measure(eager), "lazy": measure(lambda: SessionState(demo))})
+    print(result)
+    if args.out:
+        Path(args.out).write_text(result + "\n")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,17 @@
 """Soak: do 1,000 uploads and 1,000 exports keep the temporary folder bounded?
 
 The app runs with a temporary folder of its own (GRADIO_TEMP_DIR), on the scripted stand-in of
-the tests (no run is made: the model plays no part in temporary files). Each
-step makes one upload over plain HTTP (``/gradio_api/upload``, as a script with no page would:
-a distinct 20 kB file, so each gets a folder of its own) and one export by clicking Export in
-headless Chromium (two files, Alpaca and chat, of a 50-attempt history of ~2 kB attempts). Every
-``--sample`` steps it counts the folder's files, bytes and folders; after the last step it waits
-``max-age + 2 × every`` seconds and counts again.
+the tests (no run is made: the model plays no part in temporary files). Each step makes one upload
+over plain HTTP (``/gradio_api/upload``, as a script with no page would: a distinct 20 kB file,
+so each gets a folder of its own) and one export by clicking Export in headless Chromium (two
+files, Alpaca and chat, of a 50-attempt history of ~2 kB attempts). Every ``--sample`` steps it
+counts the folder's files, bytes and folders; after the last step it waits
+``max-age + 2 × every`` seconds and counts again. The app gets ``--temp-max-age`` and
+``--temp-cleanup-every`` from ``--max-age`` and ``--every`` (10 and 2 s: cleanup visible within
+the soak; ``--max-age 100000`` holds it off, for the growth it prevents). ~5-10 minutes.
 
-usage: python bench/soak_tempfiles.py [--steps 1000] [--max-age 10] [--every 2] [--out FILE]
-Run once with a short max-age (cleanup visible within the soak) and once with cleanup held off
-(``--max-age 100000``) for the unbounded growth it prevents.
+usage: python bench/soak_tempfiles.py [--steps 1000] [--max-age 10] [--every 2] [--label TEXT] [--out FILE]
+Results: bench/results/soak-tempfiles-*.jsonl; docs/benchmarks.md, "Uploads and temporary files".
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, LaunchedApp, ScriptedBackend  # noqa: E402
 
 from bonsai_ui.engine import Engine  # noqa: E402
-from bonsai_ui.runs import Runner  # noqa: E402
-from bonsai_ui.settings import AppSettings  # noqa: E402
 
 
 def folder_stats(folder: Path) -> dict:
@@ -66,7 +65,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=2)
     parser.add_argument("--sample", type=int, default=50)
     parser.add_argument("--label", default="", help="what this run is (e.g. the code measured)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/soak_tempfiles.jsonl")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/tmp/soak-tempfiles.jsonl")
     args = parser.parse_args()
 
     from playwright.sync_api import expect, sync_playwright
@@ -74,8 +73,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bonsai-soak-"))
     folder = work / "gradio"
     os.environ["GRADIO_TEMP_DIR"] = str(folder)  # read by Gradio when the app is made
-    settings = AppSettings(temp_max_age=args.max_age, temp_cleanup_every=args.every)
-    app = LaunchedApp(Runner(Engine(ScriptedBackend())), settings=settings)
+    app = LaunchedApp(Engine(ScriptedBackend()),
+                      ["--temp-max-age", str(args.max_age), "--temp-cleanup-every", str(args.every)])
     samples, started = [], time.perf_counter()
     try:
         with sync_playwright() as p:
@@ -117,6 +116,7 @@ def main() -> None:
               "after_wait": after, "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} CPUs, Python {platform.python_version()}"}
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", encoding="utf-8") as out:
         out.write(json.dumps(result) + "\n")
 

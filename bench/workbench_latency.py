@@ -1,20 +1,23 @@
-"""Does every workbench click answer at once with a full history? (issue 14)
+"""Does every workbench click answer at once with a full history?
 
 200 attempts whose reasoning and response are ~3,000 tokens each (bench/long_history.py), English
 or Japanese, are put in the page as if read from the browser's storage. Then, in Chromium, 20
 clicks each of ★, ✗, save note, ↩ restore and a new Compare pick (and of a click that starts no
-event: the method's floor). Latency is measured in the page:
-from the click's mousedown (a capturing listener) to the first animation frame in which the change
-shows (polled every frame), so it includes the server, Gradio's transport and the rendering.
+event: the method's floor). Latency is measured in the page: from the click's mousedown (a
+capturing listener) to the first animation frame in which the change shows (polled every frame),
+so it includes the server, Gradio's transport and the rendering.
 Server figures: the server's CPU time across each click (``server_cpu``: every thread of this
 process but the main one, where this script's Playwright client runs; read from the kernel's
 per-thread schedstat, in nanoseconds), the whole process's (``cpu``: server and client; Chromium
 is apart), and Gradio's process_api wall time per event (preprocess, function, postprocess), by
-function name. Chromium's figures: its page's main thread per click (CDP
-Performance metrics: all tasks, and their script, style and layout parts), median. A finished run is recorded 5 times at 200 attempts.
+function name. Chromium's figures: its page's main thread per click (CDP Performance metrics: all
+tasks, and their script, style and layout parts), median. A finished run is recorded 5 times at
+200 attempts. Each file records the commit and the load average. ~5 minutes for both languages;
+run it alone (``flock /tmp/bonsai-bench.lock``): on 2 shared cores other work doubles the figures.
 
 usage: python bench/workbench_latency.py [--lang en|ja|both] [--clicks 20] [--kinds star,note,...]
-                                        [--out bench/results/workbench_latency.json]
+                                        [--out FILE]
+Results: bench/results/workbench-*.json; docs/benchmarks.md, "The page".
 """
 
 from __future__ import annotations
@@ -39,9 +42,8 @@ from conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, LaunchedApp, ScriptedBac
 
 import gradio as gr  # noqa: E402
 
-from bonsai_ui import diffing, workbench as wb  # noqa: E402
+from bonsai_ui.workbench import actions as wb, diffing  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
-from bonsai_ui.runs import Runner  # noqa: E402
 from bonsai_ui.ui import settle  # noqa: E402
 
 # Arms a watcher: t0 at the next mousedown anywhere (capturing, so before the page's handlers),
@@ -143,7 +145,7 @@ def bench_language(browser, lang: str, clicks: int, kinds: set[str]) -> dict:
     backend.context_length = 10**6  # restored attempts carry max new tokens 3,072
     for attempt in range(3):  # Gradio's start-up check of localhost times out when the cores are busy
         try:
-            app = LaunchedApp(Runner(Engine(backend)), stored=history.to_data())
+            app = LaunchedApp(Engine(backend), stored=history.to_data())
             break
         except ValueError:
             if attempt == 2:
@@ -267,7 +269,7 @@ def main():
     ap.add_argument("--lang", choices=["en", "ja", "both"], default="both")
     ap.add_argument("--clicks", type=int, default=20)
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"a comma-separated choice of {', '.join(KINDS)}")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "workbench_latency.json"))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "tmp" / "workbench-clicks.json"))
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -284,6 +286,7 @@ def main():
             # Other work shares this machine's 2 cores: the load average says how much.
             out["results"][lang]["load_average_1min"] = [round(load, 1), round(os.getloadavg()[0], 1)]
         browser.close()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
