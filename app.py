@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from bonsai_ui.app import serve
-from bonsai_ui.settings import parse_app_settings
+from bonsai_ui.core.settings import parse_app_settings
 
 
 def main(argv: list[str] | None = None) -> int:

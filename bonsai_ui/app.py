@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import gradio as gr
 
 from .engine import Engine, LoadError, load_engine
-from .hosting import exposure_warning
-from .runs import Runner
-from .settings import AppSettings
+from .hosting.public import exposure_warning
+from .editor.runs import Runner
+from .core.settings import AppSettings
 from .ui import LoadStatus, build_ui, gradio_max_size, launch_kwargs, settle
 
 

@@ -23,8 +23,8 @@ if not torch.cuda.is_available():
 
 from bonsai_ui.engine import Chunk, Engine, load_engine  # noqa: E402
 from bonsai_ui.engine.protocol import worker_stream  # noqa: E402
-from bonsai_ui.prompts import ChatTemplate  # noqa: E402
-from bonsai_ui.settings import AppSettings, GenerationSettings, parse_app_settings  # noqa: E402
+from bonsai_ui.core.prompts import ChatTemplate  # noqa: E402
+from bonsai_ui.core.settings import AppSettings, GenerationSettings, parse_app_settings  # noqa: E402
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -109,7 +109,7 @@ class LaunchedApp:
     def __init__(self, engine: Engine, argv: list[str] = (), stored: dict | None = None,
                  port: int | None = None):
         import gradio as gr
-        from bonsai_ui import workbench as wb
+        from bonsai_ui.workbench import actions as wb
         from bonsai_ui.app import compose  # gradio: not on the GPU box
 
         self.app = compose(app_settings([*argv, "--port", str(port or free_port())]))

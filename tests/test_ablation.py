@@ -11,14 +11,14 @@ import pytest
 
 os.environ["HF_DATASETS_OFFLINE"] = "1"  # read before `datasets` is imported
 
-from bonsai_ui.ablation import (Ablator, AblationRequest, Result, attempts_jsonl, change_share,  # noqa: E402
+from bonsai_ui.ablation.sweep import (Ablator, AblationRequest, Result, attempts_jsonl, change_share,  # noqa: E402
                                 final_answer, replacements, result_attempt, rows_csv, rows_jsonl,
                                 split_units, variant)
-from bonsai_ui.attempts import Attempt, History  # noqa: E402
+from bonsai_ui.workbench.attempts import Attempt, History  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
-from bonsai_ui.export import dpo_jsonl, import_jsonl  # noqa: E402
-from bonsai_ui.runs import Runner, UserError  # noqa: E402
-from bonsai_ui.settings import GenerationSettings, parse_app_settings  # noqa: E402
+from bonsai_ui.workbench.export import dpo_jsonl, import_jsonl  # noqa: E402
+from bonsai_ui.editor.runs import Runner, UserError  # noqa: E402
+from bonsai_ui.core.settings import GenerationSettings, parse_app_settings  # noqa: E402
 from conftest import ScriptedBackend  # noqa: E402
 
 SENTENCES = [
@@ -307,3 +307,4 @@ def test_embedded_model_reuse_changes_no_token(name, chunk, request):
     # the baseline's prompt stays cached: the variants without paragraph 3, then 2 keep one chunk
     # of it; the one without paragraph 1 shares nothing but the header, less than a chunk
     assert [r.reused_tokens for r in reused.rows[1:]] == [0, chunk, chunk]
+

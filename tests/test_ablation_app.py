@@ -14,7 +14,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from bonsai_ui.ablation import change_share
+from bonsai_ui.ablation.sweep import change_share
 from conftest import IMAGES, SCREENSHOTS, VIEWPORT  # noqa: E402
 
 QUESTION = "Jack has 4 pears and eats 5 of them. How many pears are left?"

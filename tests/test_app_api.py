@@ -4,7 +4,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from bonsai_ui.prompts import examples
+from bonsai_ui.core.prompts import examples
 
 QUESTION = "Jack has 4 pears and eats 5 of them. How many pears are left?"
 

@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 import pytest
 
-from bonsai_ui.attempts import MAX_ATTEMPTS, Attempt, History, timings_dict
+from bonsai_ui.workbench.attempts import MAX_ATTEMPTS, Attempt, History, timings_dict
 from bonsai_ui.engine import Timing
 
 

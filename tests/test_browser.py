@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from bonsai_ui.prompts import examples, load_format  # noqa: E402
+from bonsai_ui.core.prompts import examples, load_format  # noqa: E402
 
 from conftest import IMAGES, SCREENSHOTS, VIEWPORT  # noqa: E402
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bonsai_ui.debate import (DEFAULT_GOALS, MAX_TEXT_CHARS, Debate, DebateError, FactQuestion, Round,
+from bonsai_ui.debate.rounds import (DEFAULT_GOALS, MAX_TEXT_CHARS, Debate, DebateError, FactQuestion, Round,
                               Step, check_text, hand_question, ngrams, overlap, parse_fact_questions, pick_automatically)
-from bonsai_ui.prompts import load_format, render_prompt, render_task
-from bonsai_ui import transcript as tr
+from bonsai_ui.core.prompts import load_format, render_prompt, render_task
+from bonsai_ui.debate import transcript as tr
 
 DATA = Path(__file__).parent / "data"
 SEED = DATA / "QEUR23_reasoning_seed.md"
@@ -57,7 +57,7 @@ def test_render_task_refuses_a_wrong_variable():
 # -- the parser ----------------------------------------------------------------------------------
 
 # What the embedded SmolLM2-135M wrote for the seed's template (tests/data/fbq_outputs), then
-# synthetic outputs for every tolerance the issue lists.
+# synthetic outputs for every tolerance the parser has.
 REAL = sorted((DATA / "fbq_outputs").glob("*.txt"))
 
 PARSES = [
@@ -437,3 +437,4 @@ def test_a_bad_cell_is_named_by_row_and_column():
 
 def test_default_goals_exist_in_both_languages():
     assert set(DEFAULT_GOALS) == {"en", "ja"} and all(set(g) == {"A", "B"} for g in DEFAULT_GOALS.values())
+

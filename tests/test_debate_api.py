@@ -9,10 +9,10 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from bonsai_ui.debate import DEFAULT_GOALS, MAX_TEXT_CHARS, Debate, Round, parse_fact_questions
+from bonsai_ui.debate.rounds import DEFAULT_GOALS, MAX_TEXT_CHARS, Debate, Round, parse_fact_questions
 from bonsai_ui.engine import Engine
-from bonsai_ui.runs import Runner
-from bonsai_ui.settings import GENERATION_BOUNDS
+from bonsai_ui.editor.runs import Runner
+from bonsai_ui.core.settings import GENERATION_BOUNDS
 from conftest import LaunchedApp, ScriptedBackend
 
 ANSWER = ("AI should answer customer calls: it never sleeps, it costs less than a call centre, and "

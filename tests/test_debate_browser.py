@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from bonsai_ui.transcript import COLUMNS  # noqa: E402
+from bonsai_ui.debate.transcript import COLUMNS  # noqa: E402
 from conftest import IMAGES, SCREENSHOTS, VIEWPORT  # noqa: E402
 
 TIMEOUT_MS = 10_000
@@ -262,7 +262,7 @@ def test_a_models_question_edited_by_hand_and_a_sixth_refused(scripted_app, page
 
 def test_the_debate_survives_a_reload_and_a_restart_and_stays_in_its_browser(browser):
     from bonsai_ui.engine import Engine
-    from bonsai_ui.runs import Runner
+    from bonsai_ui.editor.runs import Runner
     from conftest import ScriptedBackend, free_port
     from test_workbench_browser import App
 
@@ -301,8 +301,8 @@ def test_the_debate_survives_a_reload_and_a_restart_and_stays_in_its_browser(bro
 
 
 def test_a_bad_import_names_the_line_and_a_good_one_restores(scripted_app, page, tmp_path):
-    from bonsai_ui.debate import Debate, Round, Step
-    from bonsai_ui.transcript import to_csv
+    from bonsai_ui.debate.rounds import Debate, Round, Step
+    from bonsai_ui.debate.transcript import to_csv
 
     open_debate(page, scripted_app.url)
     bad = tmp_path / "bad.jsonl"

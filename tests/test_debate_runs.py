@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from bonsai_ui.debate import Debate, DebateError, Round
-from bonsai_ui.debate_runs import DebateRunner
+from bonsai_ui.debate.rounds import Debate, DebateError, Round
+from bonsai_ui.debate.steps import DebateRunner
 from bonsai_ui.engine import Engine
-from bonsai_ui.prompts import load_format, render_prompt, render_task
-from bonsai_ui.runs import Runner
-from bonsai_ui.settings import GenerationSettings
-from bonsai_ui.transcript import fbq_context
+from bonsai_ui.core.prompts import load_format, render_prompt, render_task
+from bonsai_ui.editor.runs import Runner
+from bonsai_ui.core.settings import GenerationSettings
+from bonsai_ui.debate.transcript import fbq_context
 from conftest import ScriptedBackend
 
 S = GenerationSettings(max_new_tokens=400)
@@ -174,7 +174,7 @@ def test_a_round_on_the_real_model(llama_engine):
 
 @pytest.mark.parametrize("stopped_before", [False, True])
 def test_debate_sessions_leave_no_flag_behind(stopped_before):
-    """Per-session state stays bounded (issue 10): "Run N rounds" holds its stop flag only while it
+    """Per-session state stays bounded: "Run N rounds" holds its stop flag only while it
     runs, and a Stop pressed with nothing running leaves nothing either, over 50 sessions."""
     runs, _ = runner_with(*([ANSWER, REBUTTAL, QUESTIONS] * 50))
     for n in range(50):

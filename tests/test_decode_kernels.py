@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bonsai_ui.engine.static_decoder import StaticDecoder, _rms_norm, _rotate_half, decode
-from bonsai_ui.settings import GenerationSettings
+from bonsai_ui.core.settings import GenerationSettings
 from test_static_decoder import CONFIGS, ids_of, random_model
 
 

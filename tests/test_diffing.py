@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bonsai_ui.attempts import Attempt
-from bonsai_ui.diffing import align, count_changes, diff_attempts, diff_texts, diff_texts_difflib, to_html, tokenize
+from bonsai_ui.workbench.attempts import Attempt
+from bonsai_ui.workbench.diffing import align, count_changes, diff_attempts, diff_texts, diff_texts_difflib, to_html, tokenize
 
 DIFFS = [
     # old, new, expected (text, tag) pairs

@@ -10,9 +10,9 @@ import pytest
 
 from bonsai_ui.engine import Engine, LoadError, PromptTooLong, Timing, load_engine
 from bonsai_ui.engine.source import embedded_gguf
-from bonsai_ui.prompts import load_format, render_prompt
-from bonsai_ui.runs import Runner
-from bonsai_ui.settings import AppSettings, GenerationSettings
+from bonsai_ui.core.prompts import load_format, render_prompt
+from bonsai_ui.editor.runs import Runner
+from bonsai_ui.core.settings import AppSettings, GenerationSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 GREEDY = GenerationSettings(max_new_tokens=24, temperature=0.0)
@@ -112,7 +112,7 @@ def test_a_stalled_model_ends_the_run_with_a_plain_message_and_keeps_the_text(ll
     stall timeout the run ends with a message, the text streamed so far stays in the panes, the
     stuck worker is told to stop, and the next run goes through."""
     from bonsai_ui.engine import protocol
-    from bonsai_ui.runs import UserError
+    from bonsai_ui.editor.runs import UserError
 
     backend, unstuck = llama_engine.backend, threading.Event()
     real = backend.llm.generate
@@ -227,7 +227,7 @@ REPEAT_SETTINGS = {
 
 @pytest.mark.parametrize("mode", sorted(REPEAT_SETTINGS))
 def test_same_input_same_tokens_run_after_run_and_with_reuse(engine, mode):
-    """Issue 8's promise on every CPU path: three identical runs, one run that reuses the prefix of
+    """Same input, same tokens on every CPU path: three identical runs, one run that reuses the prefix of
     an edited prompt sent just before in the same session, token for token the same."""
     backend, settings = engine.backend, REPEAT_SETTINGS[mode]
     backend.ignore_eos = True  # every run writes all 200 tokens

@@ -8,8 +8,8 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"  # read before `datasets` is imported
 import datasets  # noqa: E402
 import pytest  # noqa: E402
 
-from bonsai_ui.attempts import Attempt  # noqa: E402
-from bonsai_ui.export import (ImportFormatError, alpaca_jsonl, dpo_jsonl, dpo_pairs,  # noqa: E402
+from bonsai_ui.workbench.attempts import Attempt  # noqa: E402
+from bonsai_ui.workbench.export import (ImportFormatError, alpaca_jsonl, dpo_jsonl, dpo_pairs,  # noqa: E402
                               exportable, import_jsonl, messages_jsonl)
 
 Q = "LUNAは白猫ですか？"

@@ -1,6 +1,6 @@
 """The CUDA path: the Unsloth backend (and transformers + bitsandbytes) on a real GPU.
 
-Skipped where CUDA is absent. On the GPU machine, bench/gpu_check.sh builds a random-weight model of
+Skipped where CUDA is absent. On the GPU machine, `bash bench/gpu.sh tests` builds a random-weight model of
 a real shape (no model hub there) and runs this file with BONSAI_GPU_MODEL pointing at it.
 """
 
@@ -22,9 +22,9 @@ pytestmark = [
 
 from bonsai_ui.engine import Engine, Timing, load_engine  # noqa: E402
 from bonsai_ui.engine.static_decoder import StaticDecoder  # noqa: E402
-from bonsai_ui.prompts import load_format, render_prompt  # noqa: E402
-from bonsai_ui.runs import Runner  # noqa: E402
-from bonsai_ui.settings import AppSettings, GenerationSettings  # noqa: E402
+from bonsai_ui.core.prompts import load_format, render_prompt  # noqa: E402
+from bonsai_ui.editor.runs import Runner  # noqa: E402
+from bonsai_ui.core.settings import AppSettings, GenerationSettings  # noqa: E402
 
 MODEL = os.environ.get("BONSAI_GPU_MODEL", "")
 S = GenerationSettings(max_new_tokens=32)
@@ -132,7 +132,7 @@ REPEAT = {
 @pytest.mark.parametrize("mode", sorted(REPEAT))
 @pytest.mark.parametrize("which", ["unsloth_engine", "generate_engine"])
 def test_same_input_same_tokens_with_and_without_reuse(which, mode, request):
-    """Issue 8 on the GPU: three identical runs and a run that reuses an edited prompt's prefix
+    """Same input, same tokens on the GPU: three identical runs and a run that reuses an edited prompt's prefix
     write the same tokens (bench/repeat_check.py does 1,000 tokens on every configuration)."""
     engine = request.getfixturevalue(which)
     backend, settings = engine.backend, REPEAT[mode]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from bonsai_ui import guided
-from bonsai_ui.prompts import Example, Variant, _example, examples
-from bonsai_ui.runs import Runner
-from bonsai_ui.settings import GENERATION_BOUNDS
+from bonsai_ui.editor import guided
+from bonsai_ui.core.prompts import Example, Variant, _example, examples
+from bonsai_ui.editor.runs import Runner
+from bonsai_ui.core.settings import GENERATION_BOUNDS
 
 A = "3 + 4 = 7 fruits. Jill's books are not fruits. Jack eats 5 pears, so 7 - 5 = 2 are left."
 B = "3 + 4 = 7 fruits. Jill's books are not fruits. Jack has only 4 pears, so there are still 7."

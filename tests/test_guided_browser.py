@@ -15,11 +15,11 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from bonsai_ui import guided  # noqa: E402
-from bonsai_ui.prompts import load_format  # noqa: E402
+from bonsai_ui.editor import guided  # noqa: E402
+from bonsai_ui.core.prompts import load_format  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
-from bonsai_ui.runs import Runner  # noqa: E402
-from bonsai_ui.settings import AppSettings  # noqa: E402
+from bonsai_ui.editor.runs import Runner  # noqa: E402
+from bonsai_ui.core.settings import AppSettings  # noqa: E402
 from bonsai_ui.ui.guided_ui import HINT_KEY  # noqa: E402
 
 from conftest import IMAGES, SCREENSHOTS, VIEWPORT, LaunchedApp, ScriptedBackend  # noqa: E402

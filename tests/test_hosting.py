@@ -20,9 +20,9 @@ from gradio_client import Client
 from gradio_client.exceptions import AuthenticationError
 
 from bonsai_ui.engine import Engine
-from bonsai_ui.runs import Runner
-from bonsai_ui.settings import AppSettings
-from bonsai_ui.uploads import UploadRefused, check_zip
+from bonsai_ui.editor.runs import Runner
+from bonsai_ui.core.settings import AppSettings
+from bonsai_ui.hosting.uploads import UploadRefused, check_zip
 from conftest import LaunchedApp, ScriptedBackend, free_port
 from test_uploads import zip_bomb
 

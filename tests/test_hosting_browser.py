@@ -13,7 +13,7 @@ pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect  # noqa: E402
 
 from bonsai_ui.engine import Engine  # noqa: E402
-from bonsai_ui.runs import Runner  # noqa: E402
+from bonsai_ui.editor.runs import Runner  # noqa: E402
 from conftest import VIEWPORT, ScriptedBackend  # noqa: E402
 from test_debate_browser import open_debate  # noqa: E402
 from test_hosting import EVERY, MB, files_under, launch, wait_until  # noqa: E402

@@ -23,9 +23,9 @@ import pytest
 
 from bonsai_ui.engine import load_engine
 from bonsai_ui.engine.openai_backend import NO_REPEAT_PROMISE
-from bonsai_ui.prompts import load_format, render_prompt
-from bonsai_ui.runs import Runner
-from bonsai_ui.settings import AppSettings, GenerationSettings
+from bonsai_ui.core.prompts import load_format, render_prompt
+from bonsai_ui.editor.runs import Runner
+from bonsai_ui.core.settings import AppSettings, GenerationSettings
 from llama_server import N_CTX, SERVED_NAME, LlamaCppServer, free_port, llama_server_binary
 
 BINARY = llama_server_binary()

@@ -18,9 +18,9 @@ import pytest
 
 from bonsai_ui.engine import Engine, EngineError, LoadError, Timing, load_engine
 from bonsai_ui.engine.openai_backend import DIALECTS, NO_REPEAT_PROMISE, OpenAIBackend, base_url
-from bonsai_ui.prompts import load_format, render_prompt
-from bonsai_ui.runs import Runner, UserError
-from bonsai_ui.settings import AppSettings, GenerationSettings, parse_app_settings
+from bonsai_ui.core.prompts import load_format, render_prompt
+from bonsai_ui.editor.runs import Runner, UserError
+from bonsai_ui.core.settings import AppSettings, GenerationSettings, parse_app_settings
 from conftest import ScriptedBackend
 from llama_server import N_CTX, SERVED_NAME, LlamaServer, free_port
 

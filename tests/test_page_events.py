@@ -1,13 +1,13 @@
 """The page's events as Gradio's config hands them to the browser (no server, no browser): what the
 page copies on every click depends on which components are an event's progress targets and inputs
-(docs/benchmarks.md, issue 14's fourth pass)."""
+(docs/benchmarks.md, workbench click latency)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bonsai_ui.engine import Engine
-from bonsai_ui.runs import Runner
+from bonsai_ui.editor.runs import Runner
 from conftest import ScriptedBackend
 
 

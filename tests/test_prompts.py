@@ -7,7 +7,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from bonsai_ui.prompts import (ENV, ChatTemplate, examples, format_names, load_format,
+from bonsai_ui.core.prompts import (ENV, ChatTemplate, examples, format_names, load_format,
                                render_chat_template, render_prompt)
 
 SEED = Path(__file__).parent / "data" / "QEUR23_reasoning_seed.md"

@@ -6,10 +6,10 @@ import time
 import pytest
 
 from bonsai_ui.engine import Engine
-from bonsai_ui.prompts import load_format, render_prompt
-from bonsai_ui.runs import Runner, UserError, format_stats
+from bonsai_ui.core.prompts import load_format, render_prompt
+from bonsai_ui.editor.runs import Runner, UserError, format_stats
 from bonsai_ui.engine import Timing
-from bonsai_ui.settings import GenerationSettings
+from bonsai_ui.core.settings import GenerationSettings
 from conftest import ScriptedBackend
 
 S = GenerationSettings(max_new_tokens=400)

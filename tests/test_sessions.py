@@ -10,8 +10,8 @@ from pathlib import Path
 from gradio_client import Client
 
 from bonsai_ui.engine import Engine
-from bonsai_ui.runs import Runner
-from bonsai_ui.settings import AppSettings, parse_app_settings
+from bonsai_ui.editor.runs import Runner
+from bonsai_ui.core.settings import AppSettings, parse_app_settings
 from conftest import LaunchedApp, ScriptedBackend
 
 

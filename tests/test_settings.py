@@ -2,7 +2,7 @@
 
 import pytest
 
-from bonsai_ui.settings import (GENERATION_BOUNDS, GenerationSettings, SettingsError,
+from bonsai_ui.core.settings import (GENERATION_BOUNDS, GenerationSettings, SettingsError,
                                 parse_app_settings)
 
 REFUSED = [
@@ -54,3 +54,13 @@ def test_bad_env_values_are_refused_with_the_variable_named(capsys):
     with pytest.raises(SystemExit):
         parse_app_settings([], environ={"BONSAI_BACKEND": "tensorrt"})
     assert "BONSAI_BACKEND" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, environ, says", [
+    (["--format", "chatml"], {}, "invalid choice: 'chatml' (choose from 'auto', 'alpaca', 'think')"),
+    ([], {"BONSAI_FORMAT": "chatml"}, "BONSAI_FORMAT='chatml': choose one of auto, alpaca, think"),
+])
+def test_an_unknown_prompt_format_is_refused_at_start(capsys, argv, environ, says):
+    with pytest.raises(SystemExit):
+        parse_app_settings(argv, environ=environ)
+    assert says in capsys.readouterr().err

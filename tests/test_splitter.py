@@ -2,8 +2,8 @@
 
 import pytest
 
-from bonsai_ui.prompts import load_format
-from bonsai_ui.splitter import Split, StopFilter, Until, split_reasoning
+from bonsai_ui.core.prompts import load_format
+from bonsai_ui.core.splitter import Split, StopFilter, Until, split_reasoning
 
 ALPACA = "### Response:"
 THINK = "</think>"

@@ -17,8 +17,8 @@ from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, Mistral
 from bonsai_ui.engine import LoadError, Timing, load_engine
 from bonsai_ui.engine.static_decoder import (PREFILL_CHUNK, StaticDecoder, apply_repetition_penalty,
                                              choose_token, decode, noise_seed, unsupported_reason)
-from bonsai_ui.prompts import load_format, render_prompt
-from bonsai_ui.settings import AppSettings, GenerationSettings
+from bonsai_ui.core.prompts import load_format, render_prompt
+from bonsai_ui.core.settings import AppSettings, GenerationSettings
 
 SMALL = dict(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
@@ -88,7 +88,7 @@ def test_prefill_after_keeping_a_prefix_matches_a_full_forward(model, keep, rest
 @pytest.mark.parametrize("keep, rest", [(256, 1), (256, 200), (512, 57)])
 def test_prefill_from_a_kept_prefix_equals_a_whole_prefill_bit_for_bit(model, dtype, keep, rest):
     """Reuse must not change a single bit: the kept entries and the new logits are exactly those of
-    a prefill of the whole prompt into a fresh cache (issue 8)."""
+    a prefill of the whole prompt into a fresh cache."""
     model = copy.deepcopy(model).to(dtype)  # the fixture's float32 weights stay as they are
     decoder = StaticDecoder(model, 1024)
     prompt = ids_of(keep + rest, seed=7)

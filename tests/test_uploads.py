@@ -1,4 +1,4 @@
-"""Upload size checks (bonsai_ui/uploads.py) and the hosting settings, on real files and zips."""
+"""Upload size checks (bonsai_ui/hosting/uploads.py) and the hosting settings, on real files and zips."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 
-from bonsai_ui.hosting import exposure_warning
-from bonsai_ui.settings import AppSettings, parse_app_settings
-from bonsai_ui.uploads import (UploadRefused, check_upload, check_zip, open_zip_bounded,
+from bonsai_ui.hosting.public import exposure_warning
+from bonsai_ui.core.settings import AppSettings, parse_app_settings
+from bonsai_ui.hosting.uploads import (UploadRefused, check_upload, check_zip, open_zip_bounded,
                                parse_size, read_upload)
 
 MB = 1000**2

@@ -7,14 +7,14 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from bonsai_ui.attempts import Attempt, History
-from bonsai_ui.diffing import diff_attempts
+from bonsai_ui.workbench.attempts import Attempt, History
+from bonsai_ui.workbench.diffing import diff_attempts
 from bonsai_ui.engine import Engine
-from bonsai_ui.export import ImportFormatError, alpaca_jsonl
-from bonsai_ui.prompts import CONTINUE, INTERVENTION_PLACES, interventions, load_format, render_prompt
-from bonsai_ui.runs import Runner, UserError
-from bonsai_ui.settings import GenerationSettings
-from bonsai_ui import workbench as wb
+from bonsai_ui.workbench.export import ImportFormatError, alpaca_jsonl
+from bonsai_ui.core.prompts import CONTINUE, INTERVENTION_PLACES, interventions, load_format, render_prompt
+from bonsai_ui.editor.runs import Runner, UserError
+from bonsai_ui.core.settings import GenerationSettings
+from bonsai_ui.workbench import actions as wb
 from conftest import ScriptedBackend
 
 S = GenerationSettings(max_new_tokens=400)
@@ -435,7 +435,7 @@ def test_every_label_has_english_and_japanese():
 
 
 def _fingerprinted(tokens: str, **changes):
-    from bonsai_ui.attempts import Attempt
+    from bonsai_ui.workbench.attempts import Attempt
 
     base = dict(question="Q", input="", mode="special", prompt_format="alpaca", reasoning_sent="R",
                 reasoning_generated="R", response="A", settings={"seed": 0, "temperature": 0.0},
@@ -451,7 +451,7 @@ def _fingerprinted(tokens: str, **changes):
     (_fingerprinted(""), _fingerprinted("aaaa0001"), ""),  # no fingerprint: say nothing
 ])
 def test_compare_says_when_identical_inputs_gave_identical_or_different_tokens(a, b, want):
-    from bonsai_ui.attempts import History
+    from bonsai_ui.workbench.attempts import History
 
     history = History()
     history.add(a)

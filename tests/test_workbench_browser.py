@@ -21,9 +21,9 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from bonsai_ui.diffing import count_changes, diff_texts  # noqa: E402
+from bonsai_ui.workbench.diffing import count_changes, diff_texts  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
-from bonsai_ui.runs import Runner  # noqa: E402
+from bonsai_ui.editor.runs import Runner  # noqa: E402
 from conftest import IMAGES, SCREENSHOTS, VIEWPORT, LaunchedApp, ScriptedBackend, free_port  # noqa: E402
 
 TIMEOUT_MS = 10_000
@@ -389,7 +389,7 @@ HOSTILE = ('<script>window.__pwned = 1</script><img src=x onerror="window.__pwne
 def test_compare_shows_markup_in_an_attempt_as_text(browser):
     """An attempt holds what anyone typed or imported: the Compare diff shows its markup as the
     text it is, and runs none of it."""
-    from bonsai_ui.attempts import Attempt, History
+    from bonsai_ui.workbench.attempts import Attempt, History
 
     history = History()
     for reasoning_, response in (("Jack has 4 pears.", ""),
@@ -415,7 +415,7 @@ SETTINGS = {"max_new_tokens": 77, "temperature": 0.7, "top_p": 0.9, "top_k": 12,
 def test_restore_brings_back_the_attempts_settings_and_regenerate_uses_them(browser):
     """↩ writes the editor through the table click's relay: every field, the mode, the format and
     each setting show in the page as the attempt had them, and Regenerate sends that format."""
-    from bonsai_ui.attempts import Attempt, History
+    from bonsai_ui.workbench.attempts import Attempt, History
 
     history = History()
     history.add(Attempt(QUESTION, mode="reasoning", prompt_format="think", reasoning_generated=GENERATED,
@@ -444,8 +444,8 @@ def test_a_compare_pick_by_keyboard_and_the_same_pick_after_a_run(browser):
     """A pick reaches the server through pick_wire's change: a pick made with the keyboard counts
     (the list's select event fires only for the mouse), and picking again what was picked before a
     run reset the lists shows that pair again (the wire is emptied whenever the lists change)."""
-    from bonsai_ui import workbench as wb
-    from bonsai_ui.attempts import Attempt, History
+    from bonsai_ui.workbench import actions as wb
+    from bonsai_ui.workbench.attempts import Attempt, History
 
     history = History()
     for n in range(1, 5):
@@ -489,7 +489,7 @@ def test_a_full_history_of_long_attempts_is_marked_restored_and_compared(browser
     on their own small store. Speed is measured by bench/workbench_latency.py."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from long_history import make_history
-    from bonsai_ui import workbench as wb
+    from bonsai_ui.workbench import actions as wb
 
     diffed = []
     real_diff = wb.diff_attempts

@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from bonsai_ui import zerogpu
+from bonsai_ui.engine import zerogpu
 
 
 @pytest.mark.parametrize("tokens,seconds", [(1, 15), (512, 83), (4096, 300), (0, 15)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import time
 
-from ..settings import AppSettings
+from ..core.settings import AppSettings
 from .core import Engine, PromptTooLong, Timing, fingerprint
 from .protocol import Backend, Chunk, EngineError, LoadError
 from .source import ModelSource, Progress, resolve

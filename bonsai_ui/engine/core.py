@@ -13,8 +13,8 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from ..settings import GenerationSettings
-from ..splitter import StopFilter
+from ..core.settings import GenerationSettings
+from ..core.splitter import StopFilter
 from .protocol import Backend
 
 

@@ -20,8 +20,8 @@ import os
 import threading
 from typing import Iterator
 
-from ..prompts import ChatTemplate
-from ..settings import AppSettings, GenerationSettings
+from ..core.prompts import ChatTemplate
+from ..core.settings import AppSettings, GenerationSettings
 from .protocol import Chunk, Emit, LoadError, worker_stream
 from .reuse import reusable, starts_with_bos
 from .source import ModelSource, Progress

@@ -2,7 +2,7 @@
 
 Why: at batch 1 a 4-bit decode step is one pass over the weights, so its speed is the memory
 bandwidth a kernel reaches. bitsandbytes' ``gemv_4bit`` (one warp per output row, 128-thread
-blocks) ran a 7B token's linears in 3.94 ms on an H100 (0.84 TB/s, 88 % of the step; session 4).
+blocks) ran a 7B token's linears in 3.94 ms on an H100 (0.84 TB/s, 88 % of the step).
 To be memory-bound an H100 must spend at most ~4 instructions a weight (132 SMs x 4 issue slots x
 1.75 GHz over 3.35 TB/s at half a byte a weight); this project's first Triton gemv spent ~15
 (a float32 table lookup, a multiply and a rounding per weight) and lost to bitsandbytes.
@@ -224,7 +224,7 @@ def pick_config(n: int, k: int, blocksize: int, sms: int) -> Config:
     """The one fixed rule: 64 rows a program, the widest K tile (<= 128) that divides K, and K
     split so that a program adds about 4 tiles (512 weights a row) -- more splits, down to 2
     tiles, where that leaves the card fewer than 2 programs an SM. Why: the kernel waits on
-    memory, so programs in flight set its speed; the sweep on an H200 (session 5) found these
+    memory, so programs in flight set its speed; the sweep on an H200 (bench/nf4_bench.py) found these
     best or within 3 % for every 7B and 32B shape. 7B on 132 SMs: q/o split 7 (392 programs),
     k/v 14 (112), gate/up 7 (2,072), down 37 (2,072)."""
     block_k = blocksize

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
-from ..prompts import ChatTemplate
-from ..settings import AppSettings, GenerationSettings
+from ..core.prompts import ChatTemplate
+from ..core.settings import AppSettings, GenerationSettings
 from .local_tokenizer import LocalTokenizer, load_local_tokenizer
 from .protocol import Chunk, EngineError, LoadError
 from .source import Progress
@@ -101,7 +101,7 @@ def _error_text(response) -> str:
 
 
 # A batching engine computes a request among others', in batch shapes that change from run to run:
-# nothing here can promise the same tokens for the same input (issue 8), and the stats say so.
+# nothing here can promise the same tokens for the same input (docs/exactness.md), and the stats say so.
 NO_REPEAT_PROMISE = "not guaranteed to repeat: a served engine batches requests together"
 
 

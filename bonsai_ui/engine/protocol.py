@@ -1,7 +1,7 @@
 """The one small protocol every backend speaks, and the worker-thread plumbing they share.
 
 A backend only has to turn a prompt into pieces of text; locking, stop strings, timing and the
-reasoning/response split live above it (``core.py``, ``splitter.py``) so that they behave the same
+reasoning/response split live above it (``core.py``, ``core/splitter.py``) so that they behave the same
 on llama.cpp, transformers and Unsloth.
 """
 
@@ -12,8 +12,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
-from ..prompts import ChatTemplate
-from ..settings import GenerationSettings
+from ..core.prompts import ChatTemplate
+from ..core.settings import GenerationSettings
 
 
 @dataclass(frozen=True)

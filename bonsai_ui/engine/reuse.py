@@ -5,7 +5,7 @@ not bit-identical to the same entry computed in a batch of 2,000, or one token a
 matrix kernels pick their tiling (and so their order of additions) by shape. Reusing entries that a
 full re-encode would have computed differently makes a regenerate after an edit write other tokens
 than the same prompt sent fresh -- measured on an H200 before this rule: 0 words alike from the
-start between "reuse" and "full" on a 7B shape (issue 8).
+start between "reuse" and "full" on a 7B shape.
 
 So every backend prefills in fixed-size chunks aligned to absolute positions (0, C, 2C, ...), and
 a new prompt keeps only whole chunks that were computed by a prefill of the same tokens: then each

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..settings import EMBEDDED_MODEL
+from ..core.settings import EMBEDDED_MODEL
 from .protocol import LoadError
 
 # progress(stage, fraction or None): loading reports what it is doing, for the console and the page.

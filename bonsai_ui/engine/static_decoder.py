@@ -16,7 +16,7 @@ model's own forward pass in float32.
 The static cache also makes prefix reuse simple: keeping the first ``k`` positions of a session's
 cache is just starting the next prefill at ``k``.
 
-Same input, same tokens (issue 8): every prefill runs in PREFILL_CHUNK-token chunks at absolute
+Same input, same tokens (docs/exactness.md): every prefill runs in PREFILL_CHUNK-token chunks at absolute
 positions 0, C, 2C, ... and a kept prefix is cut back to a chunk boundary (``reuse.reusable``), so a
 regenerate computes each position exactly as a full re-encode does; attention is two matrix
 products and a softmax in a prefill and decode_kernels' fixed-order kernel in a step (never cuDNN's
@@ -285,7 +285,7 @@ class StaticDecoder:
 
         Written out rather than through SDPA, whose kernel on Hopper (cuDNN's) gave identical
         inputs different outputs inside the decoder (7B, H200: identical runs agreed on 43 and 21
-        tokens of 1,000) while this gave the same tokens in every repeat (docs/benchmarks.md). The
+        tokens of 1,000) while this gave the same tokens in every repeat. The
         query heads that share a key/value head are stacked as rows, so keys and values are read
         once, not copied per head; scores in the model's dtype, softmax in float32 (as Unsloth's
         own decode does).

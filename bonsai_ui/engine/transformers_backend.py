@@ -18,9 +18,9 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, StoppingCriteria,
                           StoppingCriteriaList)
 from transformers.generation.streamers import BaseStreamer
 
-from ..prompts import ChatTemplate
-from ..settings import AppSettings, GenerationSettings
-from ..zerogpu import on_zerogpu
+from ..core.prompts import ChatTemplate
+from ..core.settings import AppSettings, GenerationSettings
+from .zerogpu import on_zerogpu
 from .protocol import Chunk, Emit, LoadError, worker_stream
 from .source import ModelSource, Progress
 from .reuse import reusable, starts_with_bos

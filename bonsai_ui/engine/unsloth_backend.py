@@ -8,7 +8,7 @@ without a GPU.
 
 from __future__ import annotations
 
-from ..settings import AppSettings
+from ..core.settings import AppSettings
 from .source import ModelSource, Progress
 from .transformers_backend import TransformersBackend
 

@@ -1,7 +1,7 @@
 """The ablation map under the editor: one button regenerates the response once per sentence of the
 reasoning with that sentence removed (or replaced), and shows the reasoning with each sentence
 shaded by how much the response moved; a click on a sentence shows its response as a diff against
-the original. What it computes lives in ``ablation.py``; the named endpoint ``/ablate`` is here.
+the original. What it computes lives in ``ablation/sweep.py``; the named endpoint ``/ablate`` is here.
 
 The map is kept with the attempt it records (``Attempt.ablation``), so restoring that attempt (↩)
 shows the map again without a rerun, after a reload too.
@@ -15,14 +15,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import hosting
-from ..ablation import (Ablator, AblationRequest, Result, attempts_jsonl, export_rows, replacements,
+from ..hosting import public as hosting
+from ..ablation.sweep import (Ablator, AblationRequest, Result, attempts_jsonl, export_rows, replacements,
                         result_attempt, rows_csv, rows_jsonl)
-from ..attempts import Attempt
-from ..diffing import Segment, diff_texts
-from ..runs import UserError
-from ..settings import GenerationSettings
-from ..workbench import has_japanese, stored_json
+from ..workbench.attempts import Attempt
+from ..workbench.diffing import Segment, diff_texts
+from ..editor.runs import UserError
+from ..core.settings import GenerationSettings
+from ..workbench.actions import has_japanese, stored_json
 from .common import PRIVATE, checked_settings
 from .editor import Editor
 from .texts import t

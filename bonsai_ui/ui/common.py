@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from ..runs import Runner, UserError
-from ..settings import GenerationSettings, SettingsError
+from ..editor.runs import Runner, UserError
+from ..core.settings import GenerationSettings, SettingsError
 
 # UI plumbing: kept out of the API, never queued behind the model, no spinner.
 PRIVATE = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
@@ -26,7 +26,7 @@ def quiet_progress(demo: gr.Blocks, sink: gr.Component) -> int:
     ``structuredClone`` per leaf). The two Compare lists (200 choices each), the Debate tab's
     table and lists (outputs of the page's load), and after a ↩ the editor's 14 fields were all
     copied that way on every ★: 3,400-7,300 clones a ★ and ~25,000 a Compare pick at 200
-    Japanese attempts, ~400 ms of a pick's main thread under load (docs/benchmarks.md). These
+    Japanese attempts, ~400 ms of a pick's main thread under load (a CDP profile). These
     events show no progress, so nothing on the page changes."""
     quiet = [fn for fn in demo.fns.values() if fn.show_progress == "hidden" and fn.show_progress_on is None]
     for fn in quiet:

@@ -1,6 +1,6 @@
 """The Debate tab: two groups, rounds of answer → rebuttal → fact-based questions → pick, the
-transcript and its files. What the buttons do lives in ``debate_runs.py`` (runs) and ``debate.py``
-/ ``transcript.py`` (data); here are the components and the handlers that redraw them.
+transcript and its files. What the buttons do lives in ``debate/steps.py`` (runs) and ``debate/rounds.py``
+/ ``debate/transcript.py`` (data); here are the components and the handlers that redraw them.
 
 The debate lives in the browser (gr.BrowserState), like the attempt history. Two public endpoints
 are here too: ``/fact_questions`` and ``/rebut``.
@@ -15,14 +15,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import transcript as tr
-from .. import workbench as wb
-from ..debate import DEFAULT_GOALS, DEFAULT_QUESTION, MAX_ROUNDS, Debate, DebateError, Round, check_text
-from ..debate_runs import DebateRunner
-from ..prompts import load_format
-from ..runs import Runner, UserError
-from ..settings import GENERATION_BOUNDS
-from ..uploads import UploadRefused, check_zip, read_upload
+from ..debate import transcript as tr
+from ..workbench import actions as wb
+from ..debate.rounds import DEFAULT_GOALS, DEFAULT_QUESTION, MAX_ROUNDS, Debate, DebateError, Round, check_text
+from ..debate.steps import DebateRunner
+from ..core.prompts import load_format
+from ..editor.runs import Runner, UserError
+from ..core.settings import GENERATION_BOUNDS
+from ..hosting.uploads import UploadRefused, check_zip, read_upload
 from .common import (PRIVATE, CheckedDropdown, CheckedNumber, checked_settings, confirming,
                      import_refused)
 from .editor import Editor
@@ -36,7 +36,7 @@ MAX_RUN_ROUNDS = 10  # "Run N rounds": a bound on one unattended click (a round 
 class DebateTab:
     editor: Editor  # its generation settings and prompt format are the debate's
     runs: DebateRunner
-    max_upload: int  # bytes an imported file may hold, inflated (uploads.py)
+    max_upload: int  # bytes an imported file may hold, inflated (hosting/uploads.py)
     store: gr.BrowserState
     goal_a: gr.Textbox
     goal_b: gr.Textbox

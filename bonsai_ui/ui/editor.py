@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from .. import workbench as wb
-from .. import zerogpu
-from ..prompts import format_names, interventions, load_format
-from ..runs import Runner
-from ..settings import GENERATION_BOUNDS
+from ..workbench import actions as wb
+from ..engine import zerogpu
+from ..core.prompts import format_names, interventions, load_format
+from ..editor.runs import Runner
+from ..core.settings import GENERATION_BOUNDS
 from .common import MODEL_RUN, PRIVATE, CheckedNumber, CheckedSlider, checked_settings, shown
 from .texts import MODE_CHOICES, t
 

@@ -1,5 +1,5 @@
 """The first five minutes: the first-visit hint, the "Show me" guided demo and the examples as
-listed for the model. What to run and how to explain it lives in ``guided.py``; the runs are the
+listed for the model. What to run and how to explain it lives in ``editor/guided.py``; the runs are the
 editor's own Regenerate, recorded by the workbench like any other."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from functools import partial
 
 import gradio as gr
 
-from .. import guided
-from .. import workbench as wb
+from ..editor import guided
+from ..workbench import actions as wb
 from .common import PRIVATE
 from .editor import Editor
 from .texts import t

@@ -13,10 +13,10 @@ from typing import Callable
 
 import gradio as gr
 
-from .. import hosting
+from ..hosting import public as hosting
 from .ablation_tab import build_ablation
-from ..runs import Runner
-from ..settings import AppSettings
+from ..editor.runs import Runner
+from ..core.settings import AppSettings
 from .common import PRIVATE, LoadStatus, queue_guard, quiet_progress
 from .debate_tab import build_debate, debate_store
 from .editor import build_editor
@@ -43,7 +43,7 @@ def build_ui(runner: Runner, status: LoadStatus, default_format: Callable[[], st
     """Built by ``bonsai_ui.app.compose`` alone, from the options. ``default_format`` is called
     once the model is ready (``--format auto`` depends on the model); until then the format
     named by ``--format`` shows, or alpaca.
-    ``settings``: the upload limit and the temporary files' lifetime (hosting.py).
+    ``settings``: the upload limit and the temporary files' lifetime (hosting/public.py).
     ``concurrency``: runs streaming at once (1 in-process; a served engine's --parallel)."""
 
     def refresh(seen_ready: bool):
@@ -104,7 +104,7 @@ def settle() -> None:
 
 def launch_kwargs(settings: AppSettings = AppSettings()) -> dict:
     """Theme, CSS and translations go to launch() in Gradio 6, with the upload limit and password
-    (hosting.py) and the sessions whose state is kept (--session-capacity). System fonts: a Space may have no font CDN."""
+    (hosting/public.py) and the sessions whose state is kept (--session-capacity). System fonts: a Space may have no font CDN."""
     theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
                            font_mono=["ui-monospace", "monospace"])
     return dict(theme=theme, css=CSS, i18n=I18N, state_session_capacity=settings.session_capacity,

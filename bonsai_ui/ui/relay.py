@@ -5,7 +5,7 @@ as an update and builds that component anew on the server (``Blocks.postprocess_
 constructor, its config, ``inspect.signature``; ~0.8 ms each), and runs each value it does send
 through a worker thread. The attempts table's click reopens an attempt into the editor, so its
 event had 23 outputs, and a ★, which changes two of them, rebuilt the other 18: 14.5 ms of the
-server's ~45 ms of CPU a click at 200 long attempts (this 2-vCPU machine; docs/benchmarks.md).
+server's ~45 ms of CPU a click at 200 long attempts (a 2-vCPU VM).
 Through a relay the event's outputs are the wire and its States (which Gradio keeps without
 building anything), and the page copies one string per status change rather than every prop of
 every output (see ``Workbench``).

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..prompts import MODES, interventions
-from ..settings import GENERATION_BOUNDS
+from ..core.prompts import MODES, interventions
+from ..core.settings import GENERATION_BOUNDS
 
 TITLE = "BONSAI Reasoning Editor"
 

@@ -1,6 +1,6 @@
 """The workbench tabs under the editor: Attempts (the history kept in the browser, notes, stars,
 restore), Compare (a diff of two attempts) and Export / import. What they do lives in
-``workbench.py``; here are the components and the handlers that redraw them."""
+``workbench/actions.py``; here are the components and the handlers that redraw them."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import gradio as gr
 import orjson
 from gradio.utils import get_upload_folder
 
-from .. import hosting
-from .. import workbench as wb
-from ..attempts import Attempt, History
-from ..diffing import to_html
-from ..export import ImportFormatError
-from ..prompts import MODES
-from ..settings import GENERATION_BOUNDS, GenerationSettings, SettingsError
-from ..uploads import UploadRefused, read_upload
+from ..hosting import public as hosting
+from ..workbench import actions as wb
+from ..workbench.attempts import Attempt, History
+from ..workbench.diffing import to_html
+from ..workbench.export import ImportFormatError
+from ..core.prompts import MODES
+from ..core.settings import GENERATION_BOUNDS, GenerationSettings, SettingsError
+from ..hosting.uploads import UploadRefused, read_upload
 from .common import PRIVATE, confirming, import_refused
 from .editor import Editor
 from .relay import Relay
@@ -56,8 +56,7 @@ class Workbench:
     that has ever been an output of a server event (``$state.snapshot``, leaf by leaf), about four
     times per event (each loading-status change), whichever event it is. A 10 MB history copied
     that way cost ~0.5 s a click; the 200-row table (~2,000 leaves) and the marks (~800) still
-    made up most of a ★'s ~900 ms of Chromium main thread under load (CDP profile,
-    docs/benchmarks.md). So the history, the marks and the table go out through a relay
+    made up most of a ★'s ~900 ms of Chromium main thread under load (CDP profile). So the history, the marks and the table go out through a relay
     (``relay.Relay``: one JSON text on ``sent``, a single string to copy, handed out by a
     browser-only step wired by ``applied``). The table's clicks have their own relay on
     ``clicked``, which also carries what ↩ writes into the editor (``wire_table``). The texts come

@@ -17,10 +17,9 @@ from pathlib import Path
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .settings import GENERATION_BOUNDS, GenerationSettings
+from .settings import FORMATS, GENERATION_BOUNDS, PROMPTS_DIR, GenerationSettings
 from .splitter import Until
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 MODES = ("vanilla", "reasoning", "special")
 # Not a mode the user picks: "Continue reasoning" hands the model its (edited) reasoning to carry on.
 CONTINUE = "continue"
@@ -98,7 +97,7 @@ def load_format(name: str) -> PromptFormat:
 
 
 def format_names() -> list[str]:
-    return sorted(p.parent.name for p in PROMPTS_DIR.glob("*/format.toml"))
+    return list(FORMATS)
 
 
 def render_chat_template(template: str, messages: list[dict], *, bos_token: str = "",

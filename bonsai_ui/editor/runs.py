@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from .engine import Engine, EngineError, PromptTooLong, Timing, fingerprint
-from .prompts import CONTINUE, MODES, load_format, render_prompt
-from .settings import GenerationSettings
-from .splitter import split_reasoning
+from ..engine import Engine, EngineError, PromptTooLong, Timing, fingerprint
+from ..core.prompts import CONTINUE, MODES, load_format, render_prompt
+from ..core.settings import GenerationSettings
+from ..core.splitter import split_reasoning
 
 # The page stays smooth when updates are batched: ~15 per second, whatever the token rate.
 UPDATE_INTERVAL_S = 1 / 15

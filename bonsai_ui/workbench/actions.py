@@ -22,8 +22,8 @@ from .attempts import HISTORY_VERSION, Attempt, History, timings_dict
 from .diffing import AttemptDiff, Segment, diff_attempts
 from .export import (ImportFormatError, alpaca_jsonl, dpo_jsonl, dpo_pairs, exportable, import_jsonl,
                      messages_jsonl)
-from .prompts import Intervention
-from .runs import RunState
+from ..core.prompts import Intervention
+from ..editor.runs import RunState
 
 HISTORY_KEY = "bonsai-history"  # the localStorage key; one per app, so other Gradio apps do not clash
 MARKS_KEY = "bonsai-marks"  # stars, rejections and notes, stored apart (History.marks_to_data)
@@ -251,7 +251,7 @@ def run_inputs(a: Attempt) -> tuple:
 
 def same_run(a: Attempt, b: Attempt) -> str:
     """For two attempts with identical inputs: whether their output tokens were identical too, by
-    the fingerprint each run recorded (issue 8); "" when the inputs differ or a fingerprint is
+    the fingerprint each run recorded (docs/exactness.md); "" when the inputs differ or a fingerprint is
     missing (older attempts, served engines)."""
     fa, fb = a.timings.get("tokens", ""), b.timings.get("tokens", "")
     if not fa or not fb or run_inputs(a) != run_inputs(b):

@@ -128,7 +128,7 @@ def _fold(a: _Cut, b: _Cut, groups: list[Group]) -> list[tuple]:
     change on each side become part of those changes: diff-match-patch's semantic cleanup rule.
     Two unrelated English texts share thousands of single spaces and short words ("the", "a")
     scattered between their words; marked one by one, two 3,000-token attempts gave ~7,500 marked
-    spans, which Chromium took 1.1-2.3 s to draw (docs/benchmarks.md). Folded, the changed stretch
+    spans, which Chromium took 1.1-2.3 s to draw. Folded, the changed stretch
     reads as whole phrases removed and added. Equal stretches at either end, or longer than a change
     beside them, stay: a typical edit of a few words shows exactly as before.
 
@@ -204,7 +204,7 @@ def to_html(segments: list[Segment]) -> str:
     """The segments as one HTML string: additions in <ins>, deletions in <del>, every text escaped
     (attempts hold what anyone typed or imported). One string, not a component per segment: two
     English ~3,000-token attempts give thousands of segments, which gr.HighlightedText took ~1 s of
-    server CPU to postprocess and the page 14 s (p50) to render span by span (docs/benchmarks.md).
+    server CPU to postprocess and the page 14 s (p50) to render span by span.
     Spacing and line breaks are kept by the page's CSS (white-space: pre-wrap)."""
     return "".join(_MARKUP[tag].format(html.escape(text, quote=False)) for text, tag in segments)
 

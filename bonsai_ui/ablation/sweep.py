@@ -1,4 +1,4 @@
-"""The reasoning ablation map (issue 12): which sentence of the reasoning does the answer depend on?
+"""The reasoning ablation map: which sentence of the reasoning does the answer depend on?
 
 For the reasoning in the editor, the response is regenerated with the special prompt once as
 written (the baseline) and once per sentence (or paragraph) with that unit removed, or replaced by
@@ -28,13 +28,13 @@ from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from typing import Iterator
 
-from .answers import final_answer
-from .attempts import Attempt
-from .diffing import align, count_changes, tokenize
-from .export import alpaca_jsonl
-from .prompts import PROMPTS_DIR
-from .runs import Runner, UserError
-from .settings import GenerationSettings
+from ..core.answers import final_answer
+from ..workbench.attempts import Attempt
+from ..workbench.diffing import align, count_changes, tokenize
+from ..workbench.export import alpaca_jsonl
+from ..core.prompts import PROMPTS_DIR
+from ..editor.runs import Runner, UserError
+from ..core.settings import GenerationSettings
 
 UNITS = ("sentence", "paragraph")
 RESULT_VERSION = 1

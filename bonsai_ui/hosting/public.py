@@ -30,7 +30,7 @@ import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from .settings import AppSettings
+from ..core.settings import AppSettings
 
 EXPORTS = "bonsai-exports"
 

@@ -22,10 +22,10 @@ import csv
 import io
 from typing import Iterable
 
-from .debate import (DEFAULT_GOALS, LANGUAGES, MAX_QUESTIONS, SIDES, Debate, FactQuestion, Round, Step,
+from .rounds import (DEFAULT_GOALS, LANGUAGES, MAX_QUESTIONS, SIDES, Debate, FactQuestion, Round, Step,
                      other, parse_fact_questions)
-from .export import ImportFormatError, _jsonl, jsonl_rows
-from .prompts import load_format, render_task
+from ..workbench.export import ImportFormatError, _jsonl, jsonl_rows
+from ..core.prompts import load_format, render_task
 
 QUESTION_COLUMNS = [f"Q{i}" for i in range(1, MAX_QUESTIONS + 1)]
 COLUMNS = ["Step", "Goal", "Language", "QInitial", "AInitial", "FBA", *QUESTION_COLUMNS,

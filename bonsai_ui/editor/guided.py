@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from .answers import final_answer
-from .prompts import Example, examples
-from .settings import EMBEDDED_MODEL
+from ..core.answers import final_answer
+from ..core.prompts import Example, examples
+from ..core.settings import EMBEDDED_MODEL
 
 # A sentence ends at . ! ? followed by a space or the end (so "3.5" and "7 - 5" stay whole), at a
 # Japanese 。！？, or at a line break.

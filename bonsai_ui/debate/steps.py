@@ -19,9 +19,9 @@ import threading
 from dataclasses import dataclass
 from typing import Iterator
 
-from .debate import Debate, DebateError, check_text, parse_fact_questions
-from .runs import Runner, RunState, UserError
-from .settings import GenerationSettings
+from .rounds import Debate, DebateError, check_text, parse_fact_questions
+from ..editor.runs import Runner, RunState, UserError
+from ..core.settings import GenerationSettings
 from .transcript import fbq_instruction, rebuttal_instruction
 
 ROUND_STEPS = ("answer", "rebuttal", "questions")
