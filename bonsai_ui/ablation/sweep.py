@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import Iterator
 
 from ..core.answers import final_answer
+from ..core.cells import csv_cell
 from ..workbench.attempts import Attempt
 from ..workbench.diffing import align, count_changes, tokenize
 from ..workbench.export import alpaca_jsonl
@@ -352,8 +353,8 @@ def rows_jsonl(result: Result, question: str, input: str = "") -> str:
 def rows_csv(result: Result, question: str, input: str = "") -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=["question", "input", *EXPORT_FIELDS], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(export_rows(result, question, input))
+    writer.writeheader()  # for a spreadsheet: a cell that would start a formula is kept as text
+    writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in export_rows(result, question, input))
     return out.getvalue()
 
 

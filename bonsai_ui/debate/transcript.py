@@ -25,6 +25,7 @@ from typing import Iterable
 from .rounds import (DEFAULT_GOALS, LANGUAGES, MAX_QUESTIONS, SIDES, Debate, FactQuestion, Round, Step,
                      other, parse_fact_questions)
 from ..workbench.export import ImportFormatError, _jsonl, jsonl_rows
+from ..core.cells import append_text_row, csv_cell, from_csv_cell
 from ..core.prompts import load_format, render_task
 
 QUESTION_COLUMNS = [f"Q{i}" for i in range(1, MAX_QUESTIONS + 1)]
@@ -65,14 +66,16 @@ def rows(debate: Debate) -> list[list]:
 # -- export --------------------------------------------------------------------------------------
 
 def to_csv(debate: Debate) -> str:
+    """For a spreadsheet: a cell that would start a formula is kept as text (core/cells.py)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerows(rows(debate))
+    writer.writerows([csv_cell(value) for value in row] for row in rows(debate))
     return out.getvalue()
 
 
 def to_xlsx(debate: Debate) -> bytes:
+    """Every text cell typed as text: no cell of ours is ever a formula."""
     import openpyxl  # only when exporting
 
     book = openpyxl.Workbook()
@@ -80,7 +83,7 @@ def to_xlsx(debate: Debate) -> bytes:
     sheet.title = "debate"
     sheet.append(COLUMNS)
     for row in rows(debate):
-        sheet.append(row)
+        append_text_row(sheet, row)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -202,7 +205,7 @@ def _round_from_row(debate: Debate, cell: dict, fail) -> Round:
 
 
 def from_csv(text: str) -> Debate:
-    table = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    table = [[from_csv_cell(c) for c in row] for row in csv.reader(io.StringIO(text.removeprefix("\ufeff")))]
     # Rows of a CSV span several lines when a cell holds line breaks: name the row, and the column.
     return _debate_from_rows(table, lambda i, c: f"row {i + 1}" + (f", column {c}" if c else ""))
 
