@@ -15,10 +15,8 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -31,7 +29,6 @@ from conftest import LaunchedApp, ScriptedBackend  # noqa: E402
 
 from bonsai_ui.engine import Engine  # noqa: E402
 from bonsai_ui.engine.protocol import worker_stream  # noqa: E402
-from bonsai_ui.runs import Runner  # noqa: E402
 
 OBSERVER = """
 () => {
@@ -75,7 +72,7 @@ def main():
 
     backend = StampingBackend(args.pieces, args.rate)
     backend.context_length = 10**6
-    app = LaunchedApp(Runner(Engine(backend)))
+    app = LaunchedApp(Engine(backend))
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,

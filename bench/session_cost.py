@@ -35,10 +35,11 @@ def measure(make) -> dict:
 def main() -> None:
     from gradio.state_holder import SessionState
 
-    from bonsai_ui.runs import Runner
-    from bonsai_ui.ui import LoadStatus, build_ui, gradio_sessions
+    from bonsai_ui.app import compose
+    from bonsai_ui.settings import parse_app_settings
+    from bonsai_ui.ui import gradio_sessions
 
-    demo = build_ui(Runner(), LoadStatus())
+    demo = compose(parse_app_settings([])).demo  # the page python app.py serves
 
     def eager():
         state = SessionState.__new__(SessionState)

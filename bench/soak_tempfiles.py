@@ -33,8 +33,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, LaunchedApp, ScriptedBackend  # noqa: E402
 
 from bonsai_ui.engine import Engine  # noqa: E402
-from bonsai_ui.runs import Runner  # noqa: E402
-from bonsai_ui.settings import AppSettings  # noqa: E402
 
 
 def folder_stats(folder: Path) -> dict:
@@ -74,8 +72,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bonsai-soak-"))
     folder = work / "gradio"
     os.environ["GRADIO_TEMP_DIR"] = str(folder)  # read by Gradio when the app is made
-    settings = AppSettings(temp_max_age=args.max_age, temp_cleanup_every=args.every)
-    app = LaunchedApp(Runner(Engine(ScriptedBackend())), settings=settings)
+    app = LaunchedApp(Engine(ScriptedBackend()), ["--temp-max-age", str(args.max_age),
+                                                  "--temp-cleanup-every", str(args.every)])
     samples, started = [], time.perf_counter()
     try:
         with sync_playwright() as p:

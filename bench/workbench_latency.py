@@ -41,7 +41,6 @@ import gradio as gr  # noqa: E402
 
 from bonsai_ui import diffing, workbench as wb  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
-from bonsai_ui.runs import Runner  # noqa: E402
 from bonsai_ui.ui import settle  # noqa: E402
 
 # Arms a watcher: t0 at the next mousedown anywhere (capturing, so before the page's handlers),
@@ -143,7 +142,7 @@ def bench_language(browser, lang: str, clicks: int, kinds: set[str]) -> dict:
     backend.context_length = 10**6  # restored attempts carry max new tokens 3,072
     for attempt in range(3):  # Gradio's start-up check of localhost times out when the cores are busy
         try:
-            app = LaunchedApp(Runner(Engine(backend)), stored=history.to_data())
+            app = LaunchedApp(Engine(backend), stored=history.to_data())
             break
         except ValueError:
             if attempt == 2:

@@ -11,7 +11,6 @@ from gradio_client.exceptions import AppError
 
 from bonsai_ui.debate import DEFAULT_GOALS, MAX_TEXT_CHARS, Debate, Round, parse_fact_questions
 from bonsai_ui.engine import Engine
-from bonsai_ui.runs import Runner
 from bonsai_ui.settings import GENERATION_BOUNDS
 from conftest import LaunchedApp, ScriptedBackend
 

@@ -11,7 +11,6 @@ The README's screenshot of a debate round is written only with ``BONSAI_SCREENSH
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
