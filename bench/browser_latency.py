@@ -17,10 +17,8 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 

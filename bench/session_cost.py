@@ -43,10 +43,10 @@ def main() -> None:
     from gradio.state_holder import SessionState
 
     from bonsai_ui.app import compose
-    from bonsai_ui.core.settings import AppSettings
+    from bonsai_ui.core.settings import parse_app_settings
     from bonsai_ui.ui import gradio_sessions
 
-    demo = compose(AppSettings()).demo  # the page as ``python app.py`` builds it
+    demo = compose(parse_app_settings([])).demo  # the page python app.py serves
 
     def eager():
         state = SessionState.__new__(SessionState)

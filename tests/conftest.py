@@ -21,7 +21,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from bonsai_ui.engine import Chunk, Engine, load_engine  # noqa: E402
+from bonsai_ui.engine import Engine, load_engine  # noqa: E402
 from bonsai_ui.engine.protocol import worker_stream  # noqa: E402
 from bonsai_ui.core.prompts import ChatTemplate  # noqa: E402
 from bonsai_ui.core.settings import AppSettings, GenerationSettings, parse_app_settings  # noqa: E402

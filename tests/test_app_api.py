@@ -69,7 +69,7 @@ def test_the_seed_example_runs_in_special_mode(client):
 
 @pytest.mark.parametrize("args,message", [
     (dict(question="   "), "Type a question first"),
-    (dict(question="word " * 9000), "over the model's context of 4,096 tokens"),
+    (dict(question="word " * 9000), "over the model's context of 8,192 tokens"),  # python app.py's
     (dict(max_new_tokens=0), "max_new_tokens = 0 is out of range"),
     (dict(max_new_tokens=10**7), "max_new_tokens"),
 ])

@@ -12,10 +12,8 @@ never rewrites tracked files:
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 

@@ -11,7 +11,6 @@ from gradio_client.exceptions import AppError
 
 from bonsai_ui.debate.rounds import DEFAULT_GOALS, MAX_TEXT_CHARS, Debate, Round, parse_fact_questions
 from bonsai_ui.engine import Engine
-from bonsai_ui.editor.runs import Runner
 from bonsai_ui.core.settings import GENERATION_BOUNDS
 from conftest import LaunchedApp, ScriptedBackend
 
@@ -51,7 +50,8 @@ def test_rebut_from_a_given_reasoning_uses_it_as_written(client):
     ("/rebut", dict(question=QUESTION, answer=""), "The answer is empty"),
     ("/rebut", dict(question=QUESTION, answer="x" * (MAX_TEXT_CHARS + 1)), "over the limit"),
     ("/rebut", dict(question=QUESTION, answer=ANSWER, prompt_format="nope"), "unknown prompt format"),
-    ("/rebut", dict(question=QUESTION, answer="word " * 2300, max_new_tokens=2048), "over the model's context"),
+    # 11,800 tokens (each "7" and " 7" is one): over the 8,192-token context python app.py loads
+    ("/rebut", dict(question=QUESTION, answer="7 " * 5900, max_new_tokens=2048), "over the model's context"),
     ("/fact_questions", dict(answer=ANSWER, max_new_tokens=0), "max_new_tokens = 0 is out of range"),
 ])
 def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(client, endpoint, args, message):

@@ -151,7 +151,7 @@ def test_stop_strings_are_honoured_on_real_output(engine):
 
 
 def test_over_long_prompt_is_refused_with_both_counts(engine):
-    prompt = "word " * 5000
+    prompt = "word " * 9000  # over the 8,192 tokens of python app.py's llama.cpp context and the 4,096 of hf_engine
     with pytest.raises(PromptTooLong) as info:
         run(engine, prompt=prompt, settings=GenerationSettings(max_new_tokens=512))
     message = str(info.value)

@@ -18,8 +18,6 @@ from playwright.sync_api import Page, expect  # noqa: E402
 from bonsai_ui.editor import guided  # noqa: E402
 from bonsai_ui.core.prompts import load_format  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
-from bonsai_ui.editor.runs import Runner  # noqa: E402
-from bonsai_ui.core.settings import AppSettings  # noqa: E402
 from bonsai_ui.ui.guided_ui import HINT_KEY  # noqa: E402
 
 from conftest import IMAGES, SCREENSHOTS, VIEWPORT, LaunchedApp, ScriptedBackend  # noqa: E402
@@ -138,7 +136,7 @@ def test_the_hint_speaks_japanese_to_a_japanese_browser(scripted_app, browser):
 
 
 def test_examples_list_english_first_on_the_embedded_model(scripted_app, page):
-    open_app(page, scripted_app.url)  # AppSettings(): the embedded model
+    open_app(page, scripted_app.url)  # no --model: the embedded model
     labels = example_labels(page)
     expected = [row[0] for e in guided.ordered_examples("embedded") for row in e.rows()]
     assert labels == expected and len(labels) == 9, labels

@@ -19,11 +19,8 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AuthenticationError
 
-from bonsai_ui.engine import Engine
-from bonsai_ui.editor.runs import Runner
-from bonsai_ui.core.settings import AppSettings
 from bonsai_ui.hosting.uploads import UploadRefused, check_zip
-from conftest import LaunchedApp, ScriptedBackend, free_port
+from conftest import LaunchedApp, free_port
 from test_uploads import zip_bomb
 
 MB = 1000**2

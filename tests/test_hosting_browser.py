@@ -5,7 +5,6 @@ debate's import, and exports are deleted after their bound."""
 from __future__ import annotations
 
 import tracemalloc
-from pathlib import Path
 
 import pytest
 

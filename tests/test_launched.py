@@ -14,7 +14,6 @@ pytest.importorskip("playwright.sync_api")
 from gradio_client import Client  # noqa: E402
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from bonsai_ui.editor import guided  # noqa: E402
 from bonsai_ui.core.prompts import examples, load_format  # noqa: E402
 from conftest import VIEWPORT, ServedApp  # noqa: E402
 from test_browser import response_text, settings_accordion, wait_stats  # noqa: E402

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from bonsai_ui.engine import Engine
-from bonsai_ui.editor.runs import Runner
-from conftest import ScriptedBackend
+from conftest import app_settings
 
 
 @pytest.fixture(scope="module")
 def config():
-    from bonsai_ui.ui import LoadStatus, build_ui
+    from bonsai_ui.app import compose
 
-    demo = build_ui(Runner(Engine(ScriptedBackend(pieces=["a"]))), LoadStatus())
+    demo = compose(app_settings([])).demo  # the page python app.py serves
     return demo.config, {c["id"]: c for c in demo.config["components"]}
 
 

@@ -1,6 +1,5 @@
 """Generate / Regenerate / Stop as flows, on a scripted stand-in where exact text is needed."""
 
-import threading
 import time
 
 import pytest

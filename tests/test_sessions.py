@@ -10,9 +10,8 @@ from pathlib import Path
 from gradio_client import Client
 
 from bonsai_ui.engine import Engine
-from bonsai_ui.editor.runs import Runner
-from bonsai_ui.core.settings import AppSettings, parse_app_settings
-from conftest import LaunchedApp, ScriptedBackend
+from bonsai_ui.core.settings import parse_app_settings
+from conftest import LaunchedApp, ScriptedBackend, app_settings
 
 
 def test_the_server_keeps_the_state_of_at_most_session_capacity_sessions():
@@ -43,9 +42,9 @@ def test_session_capacity_is_a_bounded_setting(capsys):
 # -- a new session's copy of the page's config, made lazily (ui/gradio_sessions.py) ----------------
 
 def _page():
-    from bonsai_ui.ui import LoadStatus, build_ui
+    from bonsai_ui.app import compose
 
-    return build_ui(Runner(Engine(ScriptedBackend(pieces=["a"]))), LoadStatus())
+    return compose(app_settings([])).demo  # the page python app.py serves
 
 
 def _eager(demo):

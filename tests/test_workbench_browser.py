@@ -10,7 +10,6 @@ screenshot for the README is written only with ``BONSAI_SCREENSHOTS=1``:
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from contextlib import contextmanager
@@ -23,7 +22,6 @@ from playwright.sync_api import Page, expect  # noqa: E402
 
 from bonsai_ui.workbench.diffing import count_changes, diff_texts  # noqa: E402
 from bonsai_ui.engine import Engine  # noqa: E402
-from bonsai_ui.editor.runs import Runner  # noqa: E402
 from conftest import IMAGES, SCREENSHOTS, VIEWPORT, LaunchedApp, ScriptedBackend, free_port  # noqa: E402
 
 TIMEOUT_MS = 10_000

