@@ -120,6 +120,19 @@ def test_uploads_are_deleted_with_their_folders_after_the_bound(open_app):
     assert open_app.folder.exists(), "the temporary folder itself is kept"
 
 
+def test_a_debate_export_is_written_inside_gradios_cache_where_the_sweep_reaches(tmp_path):
+    """As the workbench's and the ablation map's: the Debate tab's files go to Gradio's cache
+    (hosting.export_directory), not the system's temporary folder, which nothing sweeps."""
+    from types import SimpleNamespace
+
+    from bonsai_ui.ui.debate_tab import DebateTab
+    from test_debate import two_rounds
+
+    files, message = DebateTab.export(SimpleNamespace(cache_dir=str(tmp_path)), two_rounds().to_data())
+    assert [Path(f).suffix for f in files] == [".xlsx", ".csv", ".jsonl"] and "2 round(s)" in message
+    assert all(Path(f).is_relative_to(tmp_path / "bonsai-exports") for f in files)
+
+
 # -- password ------------------------------------------------------------------------------------
 
 def test_with_a_password_anonymous_clients_are_refused(locked_app):

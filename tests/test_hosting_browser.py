@@ -12,7 +12,6 @@ pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect  # noqa: E402
 
 from bonsai_ui.engine import Engine  # noqa: E402
-from bonsai_ui.editor.runs import Runner  # noqa: E402
 from conftest import VIEWPORT, ScriptedBackend  # noqa: E402
 from test_debate_browser import open_debate  # noqa: E402
 from test_hosting import EVERY, MB, files_under, launch, wait_until  # noqa: E402
@@ -33,8 +32,8 @@ def page(browser):
 @pytest.fixture
 def small_app(tmp_path):
     backend = ScriptedBackend(script=[["Pears: 4 - 5 < 0.", "\n### Response:\n", "None left."]])
-    app = launch(Runner(Engine(backend)), tmp_path / "gradio", max_upload=LIMIT,
-                 temp_max_age=AGE, temp_cleanup_every=EVERY)
+    app = launch(Engine(backend), tmp_path / "gradio", "--max-upload", str(LIMIT),
+                 "--temp-max-age", str(AGE), "--temp-cleanup-every", str(EVERY))
     yield app
     app.close()
 
@@ -62,8 +61,8 @@ def test_a_crafted_xlsx_is_refused_by_the_debate_import_without_inflating(page, 
     # As in a served app, the temporary folder stays set while the app runs: Gradio checks that an
     # uploaded file is under it when the import event reads it.
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    app = launch(Runner(Engine(ScriptedBackend())), tmp_path / "gradio", max_upload=MB,
-                 temp_max_age=60, temp_cleanup_every=EVERY)
+    app = launch(Engine(ScriptedBackend()), tmp_path / "gradio", "--max-upload", str(MB),
+                 "--temp-max-age", "60", "--temp-cleanup-every", str(EVERY))
     try:
         open_debate(page, app.url)
         tracemalloc.start()  # the app serves from this process

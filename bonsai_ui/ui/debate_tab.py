@@ -8,12 +8,11 @@ are here too: ``/fact_questions`` and ``/rebut``.
 
 from __future__ import annotations
 
-import tempfile
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from ..debate import transcript as tr
 from ..workbench import actions as wb
@@ -22,6 +21,7 @@ from ..debate.steps import DebateRunner
 from ..core.prompts import load_format
 from ..editor.runs import Runner, UserError
 from ..core.settings import GENERATION_BOUNDS
+from ..hosting import public as hosting
 from ..hosting.uploads import UploadRefused, check_zip, read_upload
 from .common import (PRIVATE, CheckedDropdown, CheckedNumber, checked_settings, confirming,
                      import_refused)
@@ -76,6 +76,8 @@ class DebateTab:
     own_question: gr.Textbox  # the picked question to edit, or a new one written by hand
     add_btn: gr.Button
     replace_btn: gr.Button
+    # Gradio's cache (GRADIO_TEMP_DIR): exports written there are swept like uploads (hosting/public.py)
+    cache_dir: str = field(default_factory=get_upload_folder)
 
     # -- drawing -------------------------------------------------------------------------------
 
@@ -261,13 +263,12 @@ class DebateTab:
     def stop(self, request: gr.Request):
         self.runs.stop(request.session_hash or "")
 
-    @staticmethod
-    def export(data):
+    def export(self, data):
         debate, _ = Debate.from_data(data)
         if not debate.rounds:
             gr.Warning("There is no debate to export yet. / 書き出す討論がありません。")
             return None, "There is no debate to export yet. / 書き出す討論がありません。"
-        directory = Path(tempfile.gettempdir()) / "bonsai-exports" / uuid.uuid4().hex
+        directory = hosting.export_directory(self.cache_dir)  # swept after --temp-max-age
         directory.mkdir(parents=True)
         paths = [directory / f"bonsai-debate.{ext}" for ext in ("xlsx", "csv", "jsonl")]
         paths[0].write_bytes(tr.to_xlsx(debate))
