@@ -268,13 +268,11 @@ def test_a_models_question_edited_by_hand_and_a_sixth_refused(scripted_app, page
 
 def test_the_debate_survives_a_reload_and_a_restart_and_stays_in_its_browser(browser):
     from bonsai_ui.engine import Engine
-    from bonsai_ui.editor.runs import Runner
-    from conftest import ScriptedBackend, free_port
-    from test_workbench_browser import App
+    from conftest import LaunchedApp, ScriptedBackend, free_port
 
     port = free_port()  # local storage is kept per address: the restart comes back at this one
     backend = ScriptedBackend(script=[["Kept here.", "\n### Response:\n", "In this browser."]])
-    app = App(Runner(Engine(backend)), port)
+    app = LaunchedApp(Engine(backend), port=port)
     context = browser.new_context(viewport=VIEWPORT)
     other = browser.new_context(viewport=VIEWPORT)
     try:
@@ -289,7 +287,7 @@ def test_the_debate_survives_a_reload_and_a_restart_and_stays_in_its_browser(bro
         assert len(transcript(page)) == 1
 
         app.close()  # a server restart
-        app = App(Runner(Engine(ScriptedBackend())), port)
+        app = LaunchedApp(Engine(ScriptedBackend()), port=port)
         open_debate(page, app.url)
         expect(page.locator("#debate-answer [data-testid=markdown]")).to_have_text("In this browser.",
                                                                                   timeout=TIMEOUT_MS)
