@@ -58,25 +58,37 @@ def main() -> None:
                         help="an interpreter with a llama-cpp-python build (give two or more)")
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", help="append each build's result to this JSON-lines file")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from bonsai_ui.engine.source import embedded_gguf
 
     gguf = str(embedded_gguf())
     results = []
+    out = open(args.out, "a", encoding="utf-8") if args.out else None
+    machine = {"machine": platform.machine(), "cpu": _cpu_model(), "cores": _cores()}
     for python in args.python:
         done = subprocess.run([python, "-c", PROBE, gguf, PROMPT, str(args.new_tokens), str(args.repeat)],
-                              capture_output=True, text=True, check=True)
-        result = {"python": python, **json.loads(done.stdout.strip().splitlines()[-1])}
+                              capture_output=True, text=True)
+        if done.returncode:  # a build that crashes is a result too (a native one did here)
+            result = {"python": python, "crashed": done.returncode, "stderr": done.stderr[-500:]}
+        else:
+            result = {"python": python, **json.loads(done.stdout.strip().splitlines()[-1])}
         results.append(result)
         print(json.dumps(result), flush=True)
+        if out:
+            out.write(json.dumps({**machine, **result}) + "\n")
     base = results[0]
     for other in results[1:]:
-        print(f"{other['python']}: decode {other['decode_tok_s'] / base['decode_tok_s']:.3f}x, "
-              f"prefill {other['prefill_tok_s'] / base['prefill_tok_s']:.3f}x of {base['python']}; "
-              f"tokens {'identical' if other['tokens'] == base['tokens'] else 'differ'}")
-    print(json.dumps({"machine": platform.processor() or platform.machine(),
-                      "cpu": _cpu_model(), "cores": _cores()}))
+        if "crashed" in other or "crashed" in base:
+            continue
+        line = (f"{other['python']}: decode {other['decode_tok_s'] / base['decode_tok_s']:.3f}x, "
+                f"prefill {other['prefill_tok_s'] / base['prefill_tok_s']:.3f}x of {base['python']}; "
+                f"tokens {'identical' if other['tokens'] == base['tokens'] else 'differ'}")
+        print(line)
+        if out:
+            out.write(json.dumps({**machine, "ratio": line}) + "\n")
+    print(json.dumps(machine))
 
 
 def _cpu_model() -> str:
