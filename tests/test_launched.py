@@ -12,11 +12,12 @@ import pytest
 
 pytest.importorskip("playwright.sync_api")
 from gradio_client import Client  # noqa: E402
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 from bonsai_ui.core.prompts import examples, load_format  # noqa: E402
 from conftest import VIEWPORT, ServedApp  # noqa: E402
 from test_browser import response_text, settings_accordion, wait_stats  # noqa: E402
+from test_guided_browser import open_app  # noqa: E402
 
 TIMEOUT_MS = 10_000
 MODEL_TIMEOUT_MS = 180_000  # SmolLM2-135M on 2 CPU cores, two phases
@@ -31,13 +32,8 @@ def page(browser):
     context.close()
 
 
-def open_page(page: Page, url: str) -> None:
-    page.goto(url)
-    expect(page.locator("#model-status")).to_contain_text("🟢", timeout=30_000)
-
-
 def test_the_loading_line_names_the_pinned_kernels(served_app, page):
-    open_page(page, served_app.url)
+    open_app(page, served_app.url)
     expect(page.locator("#model-status")).to_contain_text("AVX+AVX2+F16C+FMA, pinned")
     assert "pinned: the same tokens on every x86-64 CPU" in served_app.output()
 
@@ -45,7 +41,7 @@ def test_the_loading_line_names_the_pinned_kernels(served_app, page):
 def test_an_example_sets_its_context_and_answers_as_it_says(served_app, page):
     """The cats example's first reasoning, as its button loads it: alpaca, greedy, 64 new tokens,
     and the embedded model's answer that examples.toml quotes."""
-    open_page(page, served_app.url)
+    open_app(page, served_app.url)
     expect(page.locator("#format input")).to_have_value(load_format("think").label)
     variant = CATS.variants[0]
     page.get_by_role("button", name=f"{CATS.title} — {variant.label}").click()
@@ -61,7 +57,7 @@ def test_an_example_sets_its_context_and_answers_as_it_says(served_app, page):
 
 def test_an_editor_run_in_the_pages_own_format(served_app, page):
     """Generate in reasoning mode, in the format `python app.py` shows for the embedded model."""
-    open_page(page, served_app.url)
+    open_app(page, served_app.url)
     page.locator("#question textarea").fill("I have 3 cats. How many legs do my cats have in total?")
     page.locator("#generate").click()
     stats = wait_stats(page, "done", timeout=MODEL_TIMEOUT_MS)
@@ -71,7 +67,7 @@ def test_an_editor_run_in_the_pages_own_format(served_app, page):
 
 
 def test_a_debate_step(served_app, page):
-    open_page(page, served_app.url)
+    open_app(page, served_app.url)
     page.get_by_role("tab", name="Debate ⚖").click()
     page.locator("#debate-start").click()
     expect(page.locator("#debate-progress")).to_contain_text("✅ done: round 1 · group A answers",
