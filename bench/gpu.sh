@@ -69,16 +69,22 @@ DATE=$(date -u +%F)
 name() { echo "$OUT/$1-$CARD-$DATE.${2:-jsonl}"; }  # a result file, named by what, card and date
 TOKENIZER=.gpu_assets/smollm2-tokenizer
 
+# Every step that a later call skips writes under a .part name and renames when it is complete: a call
+# stopped at its limit leaves a .part behind (made again next time), never a half-written model.
 build() {  # SHAPE: a random-weight bf16 folder in /tmp/SHAPE (qwen2.5-0.5b, qwen2.5-7b)
     [ -f "/tmp/$1/config.json" ] && return 0
-    python3 bench/make_random_model.py --shape "$1" --tokenizer "$TOKENIZER" --out "/tmp/$1" \
-        > "$OUT/logs/build-$1.log" 2>&1 || { say "building $1 failed:"; tail -5 "$OUT/logs/build-$1.log"; return 1; }
+    rm -rf "/tmp/$1.part"
+    python3 bench/make_random_model.py --shape "$1" --tokenizer "$TOKENIZER" --out "/tmp/$1.part" \
+        > "$OUT/logs/build-$1.log" 2>&1 && mv "/tmp/$1.part" "/tmp/$1" \
+        || { say "building $1 failed:"; tail -5 "$OUT/logs/build-$1.log"; return 1; }
     say "built $1: $(tail -1 "$OUT/logs/build-$1.log" | cut -c1-160)"
 }
 build32() {  # the 32B shape, quantized to NF4 as it is made (its bf16 folder, 62 GiB, would not fit)
     [ -f /tmp/qwen2.5-32b-nf4/config.json ] && return 0
+    rm -rf /tmp/qwen2.5-32b-nf4.part
     timeout 300 python3 bench/make_random_model.py --shape qwen2.5-32b --quantize nf4 --tokenizer "$TOKENIZER" \
-        --out /tmp/qwen2.5-32b-nf4 > "$OUT/logs/build-qwen2.5-32b-nf4.log" 2>&1 \
+        --out /tmp/qwen2.5-32b-nf4.part > "$OUT/logs/build-qwen2.5-32b-nf4.log" 2>&1 \
+        && mv /tmp/qwen2.5-32b-nf4.part /tmp/qwen2.5-32b-nf4 \
         || { say "building 32b failed:"; tail -5 "$OUT/logs/build-qwen2.5-32b-nf4.log"; return 1; }
     say "built 32b: $(tail -1 "$OUT/logs/build-qwen2.5-32b-nf4.log" | cut -c1-160)"
 }
@@ -233,8 +239,8 @@ suite_peer() {
     local gguf=/tmp/qwen2.5-7b-gguf
     mkdir -p $gguf
     if [ ! -f $gguf/q4_k_m.gguf ] || [ ! -f $gguf/q4_0.gguf ]; then
-        [ -f $gguf/bf16.gguf ] || python3 - $src /tmp/qwen2.5-7b --outtype bf16 --outfile $gguf/bf16.gguf \
-            > "$OUT/logs/peer-convert.log" 2>&1 <<'PY'
+        [ -f $gguf/bf16.gguf ] || { python3 - $src /tmp/qwen2.5-7b --outtype bf16 --outfile $gguf/bf16.gguf.part \
+            > "$OUT/logs/peer-convert.log" 2>&1 <<'PY' && mv $gguf/bf16.gguf.part $gguf/bf16.gguf
 # llama.cpp's convert_hf_to_gguf.py with two allowances for this folder: SmolLM2's tokenizer, whose
 # pre-tokenizer hash is not in the converter's list (it is SmolLM2's, so "smollm" is right), and no
 # sentencepiece (a folder without tokenizer.model is then a BPE tokenizer, as it is anyway)
@@ -259,13 +265,18 @@ except ImportError:
 sys.argv = [str(src / "convert_hf_to_gguf.py"), *sys.argv[2:]]
 runpy.run_path(sys.argv[0], run_name="__main__")
 PY
+        }
         [ -f $gguf/bf16.gguf ] || { say "conversion failed:"; tail -5 "$OUT/logs/peer-convert.log"; return 1; }
         say "converted to GGUF bf16"
         [ -n "${builder:-}" ] && { wait "$builder"; say "llama.cpp build rc=$?"; tail -2 "$OUT/logs/peer-build.log"; }
         [ -x $bin/llama-quantize ] || { say "no llama-quantize: see $OUT/logs/peer-build.log"; return 1; }
-        $bin/llama-quantize $gguf/bf16.gguf $gguf/q4_k_m.gguf Q4_K_M > "$OUT/logs/peer-quantize-q4_k_m.log" 2>&1 &
-        $bin/llama-quantize $gguf/bf16.gguf $gguf/q4_0.gguf Q4_0 > "$OUT/logs/peer-quantize-q4_0.log" 2>&1
+        local q
+        for q in q4_k_m q4_0; do
+            [ -f $gguf/$q.gguf ] || { $bin/llama-quantize $gguf/bf16.gguf $gguf/$q.gguf.part ${q^^} \
+                > "$OUT/logs/peer-quantize-$q.log" 2>&1 && mv $gguf/$q.gguf.part $gguf/$q.gguf; } &
+        done
         wait
+        [ -f $gguf/q4_k_m.gguf ] && [ -f $gguf/q4_0.gguf ] || { say "quantization failed: see $OUT/logs/peer-quantize-*.log"; return 1; }
         rm -f $gguf/bf16.gguf  # 15 GB of disk back
         say "quantized: $(ls $gguf)"
     fi
