@@ -23,9 +23,8 @@ echo "== installing requirements (the first time builds llama-cpp-python: about 
 # pip keeps one built wheel per source release whatever its build options, so a llama-cpp-python
 # built earlier for this machine's own CPU would be reused: rebuild it with the pinned set if so.
 if [ "$(uname -m)" = x86_64 ] && ! "$VENV/bin/python" -c "import sys, llama_cpp
-from bonsai_ui.engine.llamacpp_backend import PINNED, WIDER, cpu_features
-found = cpu_features(llama_cpp.llama_print_system_info().decode())
-sys.exit(not all(f in found for f in PINNED) or any(f.startswith(WIDER) for f in found))"; then
+from bonsai_ui.engine.llamacpp_backend import cpu_features, is_pinned
+sys.exit(not is_pinned(cpu_features(llama_cpp.llama_print_system_info().decode())))"; then
     echo "== rebuilding llama-cpp-python with the pinned instruction set (requirements-cpu.txt)"
     pinned=$(mktemp)
     grep '^llama-cpp-python' requirements-cpu.txt >"$pinned"

@@ -16,7 +16,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def _guarded(text: str) -> bool:
     """Whether ``text``, with any apostrophes in front taken off, starts like a formula."""
-    return text.lstrip("'")[:1] in FORMULA_START and bool(text)
+    return text.lstrip("'")[:1] in FORMULA_START
 
 
 def csv_cell(value):

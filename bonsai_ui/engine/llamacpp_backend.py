@@ -44,16 +44,22 @@ def cpu_features(system_info: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def is_pinned(features: tuple[str, ...]) -> bool:
+    """Whether a build runs the pinned x86-64 kernels: every pinned set, none wider."""
+    return all(f in features for f in PINNED) and not any(f.startswith(WIDER) for f in features)
+
+
 def kernels_note(features: tuple[str, ...]) -> str:
     """One phrase for the loading line: which kernels run, and whether other machines get them."""
     wider = [f for f in features if f.startswith(WIDER)]
     if wider:
         return (f"CPU kernels {', '.join(wider)}: built for this machine's CPU, so its tokens can "
                 f"differ from other machines' (requirements-cpu.txt builds the pinned set)")
-    if all(f in features for f in PINNED):
+    if is_pinned(features):
         return f"CPU kernels {'+'.join(PINNED)}, pinned: the same tokens on every x86-64 CPU"
-    return (f"CPU kernels {', '.join(f for f in features if f not in ('OPENMP', 'REPACK', 'LLAMAFILE')) or 'baseline'}"
-            f": not the x86-64 pinned set, so its tokens can differ from an x86-64 machine's")
+    sets = [f for f in features if f not in ("OPENMP", "REPACK", "LLAMAFILE")]  # not instruction sets
+    return (f"CPU kernels {', '.join(sets) or 'baseline'}: not the x86-64 pinned set, so its tokens "
+            f"can differ from an x86-64 machine's")
 
 
 class LlamaCppBackend:
