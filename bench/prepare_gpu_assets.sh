@@ -25,12 +25,12 @@ mkdir -p .whl .gpu_assets/build-tools
 dl() {  # DIR PACKAGE==VERSION...: wheels for CPython 3.12 on x86_64 Linux, what the GPU machine runs
     local dir=$1; shift
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-        --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
+        --platform manylinux_2_31_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$dir" "$@"
 }
 dl .whl unsloth==2026.10.9 unsloth_zoo==2026.10.9 bitsandbytes==0.50.2 trl==1.15.0 datasets==4.8.5 \
    multiprocess==0.70.19 dill==0.4.1 gguf==0.19.0 pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1 \
-   rapidfuzz==3.14.6
+   rapidfuzz==3.14.6 llguidance==1.9.1
 if [ -f "$SLIM" ]; then  # drop the parts never loaded on a CUDA 13 box (unsloth's studio app, other CUDA libs)
     for w in .whl/unsloth-2026.10.9-*.whl .whl/bitsandbytes-*.whl; do
         python3 "$SLIM" "$w" /tmp/slim && mv "/tmp/slim/$(basename "$w")" "$w"

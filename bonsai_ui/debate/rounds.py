@@ -235,6 +235,9 @@ class Debate:
     language: str = "en"
     prompt_format: str = "alpaca"
     rounds: list[Round] = field(default_factory=list)
+    # the questions step under the format's grammar (core/constraints.py), or the model's free
+    # text read by the tolerant parser, as the seed did
+    enforce_format: bool = True
 
     # -- steps and stale marking -----------------------------------------------------------------
 
@@ -336,8 +339,11 @@ class Debate:
         if data["language"] not in LANGUAGES:
             raise ValueError(f"language {data['language']!r}")
         rounds = [_round(r) for r in data["rounds"]]
+        enforce = data.get("enforce_format", True)  # debates stored before the setting: enforced
+        if not isinstance(enforce, bool):
+            raise ValueError(f"enforce_format must be true or false, not {enforce!r}")
         return cls(goals=dict(goals), language=data["language"], prompt_format=str(data["prompt_format"]),
-                   rounds=rounds)
+                   rounds=rounds, enforce_format=enforce)
 
 
 def _step(data: dict) -> Step:

@@ -6,7 +6,10 @@ prompts and bookkeeping, not another way to call the model.
   reasoning mode; with an edited reasoning, special mode (the response is written from it).
 * Rebuttal: the format's ``rebuttal.j2`` as the instruction, likewise reasoning or special mode.
 * Questions: the seed's ``fbq.j2`` on answer and rebuttal, vanilla mode (the template asks for the
-  questions directly), parsed by ``debate.parse_fact_questions``.
+  questions directly), parsed by ``debate.parse_fact_questions``. Under the format's grammar
+  (``Debate.enforce_format``, on by default) the engine writes exactly five ``PARAGRAPH:`` lines,
+  with a token budget of its own that the longest five lines fit; off, the model writes freely
+  within the user's max new tokens, as in the seed.
 
 A finished step marks every later step stale (``Debate.mark_after``). Runs yield ``Progress``
 values; the debate passed in is updated in place when each step ends (stopped steps keep what was
@@ -15,12 +18,14 @@ written).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from typing import Iterator
 
-from .rounds import Debate, DebateError, check_text, parse_fact_questions
+from .rounds import MAX_QUESTIONS, Debate, DebateError, check_text, parse_fact_questions
 from ..editor.runs import Runner, RunState, UserError
+from ..core.constraints import FBQ, Constraint, ConstraintError
 from ..core.settings import GenerationSettings
 from .transcript import fbq_instruction, rebuttal_instruction
 
@@ -68,6 +73,9 @@ class DebateRunner:
         if kind == "questions":
             step.reasoning_generated = step.reasoning_sent = ""
             debate.set_questions(round_index, parse_fact_questions(state.response))
+            enforced = bool(state.timings) and state.timings[-1].format_note == ""
+            if enforced and not state.stopped and 0 < len(rnd.questions) < MAX_QUESTIONS:
+                line = cut_short(round_index, len(rnd.questions), state)
         else:
             step.reasoning_sent = state.reasoning
             step.reasoning_generated = state.reasoning_generated or (step.reasoning_generated
@@ -94,10 +102,30 @@ class DebateRunner:
         else:
             raise DebateError(f"unknown step {kind!r}; one of {', '.join(ROUND_STEPS)}")
         if kind == "questions":  # the template asks for the questions directly: no reasoning
-            return self.runner.generate(instruction, input, "vanilla", fmt, "", settings, session)
+            constraint, settings = self._questions_format(debate, instruction, settings)
+            return self.runner.generate(instruction, input, "vanilla", fmt, "", settings, session,
+                                        constraint=constraint)
         if reasoning is not None:
             return self.runner.regenerate(instruction, input, reasoning, fmt, settings, session)
         return self.runner.generate(instruction, input, "reasoning", fmt, "", settings, session)
+
+    def _questions_format(self, debate: Debate, instruction: str, settings: GenerationSettings
+                          ) -> tuple[Constraint | None, GenerationSettings]:
+        """The questions step's constraint and settings. Under an enforced grammar the step's budget
+        is the longest text the grammar allows (capped by what the model's context leaves), so five
+        lines always fit, whatever the user's max new tokens; where the engine cannot enforce it,
+        the run says so and keeps the user's settings."""
+        engine = self.runner.engine
+        if not debate.enforce_format or engine is None:
+            return None, settings
+        try:
+            if engine.check_format(FBQ):
+                return FBQ, settings
+        except ConstraintError as error:
+            raise DebateError(str(error)) from None
+        prompt = self.runner.preview(instruction, "", "vanilla", debate.prompt_format, "")
+        room = engine.backend.context_length - engine.backend.count_tokens(prompt)
+        return FBQ, dataclasses.replace(settings, max_new_tokens=max(1, min(FBQ.max_tokens, room)))
 
     # -- rounds --------------------------------------------------------------------------------------
 
@@ -136,6 +164,16 @@ class DebateRunner:
             if r + 1 < rounds:
                 i = debate.next_round(i)
         yield Progress(i, "questions", None, f"✅ {rounds} round(s) done / {rounds} ラウンド完了")
+
+
+def cut_short(round_index: int, found: int, state: RunState) -> str:
+    """The line for an enforced questions step that ended before its fifth line."""
+    ended = state.timings[-1].ended_by
+    why = (": the model's context leaves too few tokens for five; raise --context-length"
+           if ended == "max new tokens" else "")
+    return (f"⚠ round {round_index + 1}: cut short after {found} of {MAX_QUESTIONS} questions "
+            f"(ended by {ended}{why}). Pick one of them, or write your own. / "
+            f"{MAX_QUESTIONS}個の質問がそろう前に生成が終わりました（{found}個）。")
 
 
 def no_question(round_index: int) -> str:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
+from ..core.constraints import Constraint, ConstraintError
 from ..engine import Engine, EngineError, PromptTooLong, Timing, fingerprint
 from ..core.prompts import CONTINUE, MODES, load_format, render_prompt
 from ..core.settings import GenerationSettings
@@ -102,6 +103,9 @@ def format_stats(timings: list[Timing], model: str, seed: int, *, done: bool,
         parts.append(f"{reused} reused from cache")
     parts.append(model)
     parts.append(f"seed {seed}")
+    form = timings[-1].format_note
+    if form is not None:
+        parts.append("format enforced" if not form else f"⚠ format not enforced: {form}")
     if done and ended and ended != "stopped":
         parts.append(f"ended by {ended}")
     line = " · ".join(parts)
@@ -173,12 +177,16 @@ class Runner:
         return self.engine
 
     def generate(self, question: str, input: str, mode: str, prompt_format: str,
-                 reasoning: str, settings: GenerationSettings, session: str = "") -> Iterator[RunState]:
-        """Generate in one of the three modes; special mode uses ``reasoning`` as written."""
+                 reasoning: str, settings: GenerationSettings, session: str = "",
+                 constraint: Constraint | None = None) -> Iterator[RunState]:
+        """Generate in one of the three modes; special mode uses ``reasoning`` as written.
+        ``constraint`` (vanilla mode: the whole output is the response): the format it must match."""
+        if constraint is not None and mode != "vanilla":
+            raise UserError(f"a format constraint applies to vanilla mode only, not {mode!r}")
         if mode == "special":
             return self.regenerate(question, input, reasoning, prompt_format, settings, session)
         return self._remember(session, self._generate(question, input, mode, prompt_format,
-                                                      settings, session))
+                                                      settings, session, constraint))
 
     def regenerate(self, question: str, input: str, reasoning: str, prompt_format: str,
                    settings: GenerationSettings, session: str = "") -> Iterator[RunState]:
@@ -227,7 +235,7 @@ class Runner:
             return None
         return text.strip(), timing
 
-    def _generate(self, question, input, mode, prompt_format, settings, session):
+    def _generate(self, question, input, mode, prompt_format, settings, session, constraint=None):
         engine, fmt, question = self._check(question, prompt_format)
         if mode not in MODES:  # "continue" has a template but is not a mode of Generate
             raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -239,7 +247,7 @@ class Runner:
             return
         text, timing = "", Timing()
         for text, timing in self._stream(engine, prompt, request.settings, cancel,
-                                         fmt.response_stops, session):
+                                         fmt.response_stops, session, constraint):
             yield self._state(request, "", text.strip(), [timing], prompt, done=False)
         yield self._state(request, "", text.strip(), [timing], prompt, done=True)
 
@@ -358,13 +366,15 @@ class Runner:
         return engine, fmt, question
 
     def _stream(self, engine: Engine, prompt: str, settings: GenerationSettings,
-                cancel: threading.Event, stops, session: str) -> Iterator[tuple[str, Timing]]:
+                cancel: threading.Event, stops, session: str,
+                constraint: Constraint | None = None) -> Iterator[tuple[str, Timing]]:
         """Accumulated text, at most every UPDATE_INTERVAL_S, and always once at the end."""
         timing = Timing()
         text = ""
         last = 0.0
         try:
-            for piece in engine.stream(prompt, settings, cancel, stops, timing, session):
+            for piece in engine.stream(prompt, settings, cancel, stops, timing, session,
+                                       constraint=constraint):
                 text += piece
                 now = time.perf_counter()
                 if now - last >= UPDATE_INTERVAL_S:
@@ -372,6 +382,6 @@ class Runner:
                     yield text, timing
         except PromptTooLong as error:
             raise UserError(str(error)) from None
-        except EngineError as error:  # the panes keep what streamed before it
+        except (EngineError, ConstraintError) as error:  # the panes keep what streamed before it
             raise UserError(str(error)) from None
         yield text, timing

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import time
 
+from ..core.constraints import APP_FORMATS, ConstraintError
 from ..core.settings import AppSettings
 from .core import Engine, PromptTooLong, Timing, fingerprint
 from .protocol import Backend, Chunk, EngineError, LoadError
@@ -60,9 +61,9 @@ def load_engine(settings: AppSettings, progress: Progress = lambda stage, fracti
     if settings.backend == "openai":  # a served model: nothing to resolve or load here
         from .openai_backend import connect
 
-        backend = connect(settings, progress)
+        engine = _check_formats(Engine(connect(settings, progress)), progress)
         progress(f"ready in {time.perf_counter() - started:.1f} s", 1.0)
-        return Engine(backend)
+        return engine
     try:
         progress(f"resolving model {settings.model}", 0.0)
         source = resolve(settings.model, read_gguf_eos=settings.backend == "transformers")
@@ -80,5 +81,19 @@ def load_engine(settings: AppSettings, progress: Progress = lambda stage, fracti
         cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise LoadError(f"could not load model {settings.model!r} "
                         f"(backend {settings.backend}): {type(error).__name__}: {cause}") from error
+    engine = _check_formats(Engine(backend), progress)
     progress(f"ready in {time.perf_counter() - started:.1f} s", 1.0)
-    return Engine(backend)
+    return engine
+
+
+def _check_formats(engine: Engine, progress: Progress) -> Engine:
+    """Compile the formats the app constrains output to, or find that the engine cannot enforce
+    them, before the first run: a bad grammar stops the start with its cause."""
+    for constraint in APP_FORMATS:
+        try:
+            note = engine.check_format(constraint)
+        except ConstraintError as error:
+            raise LoadError(f"the format of {constraint.name} cannot be used: {error}") from None
+        progress(f"format of {constraint.name}: " + (f"enforced while decoding" if not note
+                                                     else f"⚠ not enforced: {note}"), 0.95)
+    return engine

@@ -13,8 +13,10 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from ..core.constraints import Constraint
 from ..core.settings import GenerationSettings
 from ..core.splitter import StopFilter
+from .constrained import compile_grammar
 from .protocol import Backend
 
 
@@ -42,6 +44,8 @@ class Timing:
     ended_by: str = ""  # "end of text", "stop string", "max new tokens", "stopped"
     reused_tokens: int | None = None  # prompt tokens served from the KV cache, where known
     token_ids: list[int] = field(default_factory=list)  # the new tokens, for the fingerprint
+    # a run under a constraint: "" when the engine enforced its format, else why it did not
+    format_note: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -67,6 +71,21 @@ class Engine:
         # batches runs itself, so up to its ``parallel`` runs stream at once.
         self._parallel = getattr(backend, "parallel", 1)
         self._lock = threading.BoundedSemaphore(self._parallel)
+        self._formats: dict[str, str] = {}  # a constraint's grammar -> "" enforced, or why not
+
+    def check_format(self, constraint: Constraint) -> str:
+        """Whether this engine enforces ``constraint`` ("" when it does, else why not), asked of
+        the backend once: the app asks at start, so that a bad grammar stops the start
+        (ConstraintError) and a served engine that ignores the request field is found before the
+        first run relies on it."""
+        note = self._formats.get(constraint.gbnf)
+        if note is None:
+            compile_grammar(constraint)  # the grammar itself, whichever engine is to apply it
+            support = getattr(self.backend, "format_support", None)
+            note = support(constraint) if support else (
+                f"{self.backend.name} cannot enforce a format while decoding")
+            self._formats[constraint.gbnf] = note
+        return note
 
     @property
     def idle(self) -> bool:
@@ -86,13 +105,20 @@ class Engine:
         return n
 
     def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
-               stops: tuple[str, ...], timing: Timing, session: str = "") -> Iterator[str]:
-        """Yield visible text; ``timing`` is updated in place as tokens arrive."""
+               stops: tuple[str, ...], timing: Timing, session: str = "",
+               constraint: Constraint | None = None) -> Iterator[str]:
+        """Yield visible text; ``timing`` is updated in place as tokens arrive. ``constraint``:
+        the output must match it, where the engine can enforce it (``timing.format_note`` says)."""
         timing.prompt_tokens = self.check_fits(prompt, settings.max_new_tokens)
+        extra = {}
+        if constraint is not None:
+            timing.format_note = self.check_format(constraint)
+            if not timing.format_note:
+                extra["constraint"] = constraint
         stop_filter = StopFilter(stops)
         with self._lock:
             timing.started = time.perf_counter()
-            for chunk in self.backend.stream(prompt, settings, cancel, session):
+            for chunk in self.backend.stream(prompt, settings, cancel, session, **extra):
                 now = time.perf_counter()
                 timing.token_ids.extend(chunk.ids)
                 if chunk.tokens > timing.new_tokens:

@@ -20,8 +20,10 @@ import os
 import threading
 from typing import Iterator
 
+from ..core.constraints import Constraint
 from ..core.prompts import ChatTemplate
 from ..core.settings import AppSettings, GenerationSettings
+from .constrained import Grammars
 from .protocol import Chunk, Emit, LoadError, worker_stream
 from .reuse import reusable, starts_with_bos
 from .source import ModelSource, Progress
@@ -82,6 +84,17 @@ class LlamaCppBackend:
         self.ignore_eos = False  # benchmarks only: always generate max_new_tokens
         self.cpu_features = cpu_features(llama_cpp.llama_print_system_info().decode(errors="replace"))
         self.kernels = kernels_note(self.cpu_features)
+        self.grammars = Grammars(self._grammar_tokenizer)
+
+    def _grammar_tokenizer(self):
+        from llguidance.llamacpp import lltokenizer_from_vocab
+
+        return lltokenizer_from_vocab(self.llm._model.vocab)  # noqa: SLF001
+
+    def format_support(self, constraint: Constraint) -> str:
+        """Compile the constraint (ConstraintError if it cannot be); "" = enforced here."""
+        self.grammars.check(constraint)
+        return ""
 
     @classmethod
     def load(cls, source: ModelSource, settings: AppSettings, progress: Progress):
@@ -114,9 +127,22 @@ class LlamaCppBackend:
         return bool(self._lib.llama_vocab_is_eog(self.llm._model.vocab, token))  # noqa: SLF001
 
     def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
-               session: str = "") -> Iterator[Chunk]:
-        """llama.cpp keeps one context: it reuses whatever prefix it holds, whichever session."""
+               session: str = "", constraint: Constraint | None = None) -> Iterator[Chunk]:
+        """llama.cpp keeps one context: it reuses whatever prefix it holds, whichever session.
+
+        ``constraint``: llguidance's mask sets the logits of every token the grammar forbids to
+        -inf, first in llama.cpp's sampler chain (before the penalties, top-k and the rest).
+        """
         tokens = self.encode(prompt)
+        mask = self.grammars.matcher(constraint) if constraint is not None else None
+        processors = None
+        if mask is not None:
+            import numpy as np
+
+            def forbid(input_ids, scores):
+                return np.where(mask.allowed_numpy(scores.shape[0]), scores, -np.inf).astype(np.float32)
+
+            processors = [forbid]
 
         def work(emit: Emit):
             cached = list(self.llm._input_ids[: self.llm.n_tokens])  # noqa: SLF001
@@ -130,9 +156,12 @@ class LlamaCppBackend:
             count = 0
             for token in self.llm.generate(
                     tokens, temp=settings.temperature, top_p=settings.top_p,
-                    top_k=settings.top_k, min_p=0.0, repeat_penalty=settings.repetition_penalty):
+                    top_k=settings.top_k, min_p=0.0, repeat_penalty=settings.repetition_penalty,
+                    logits_processor=processors):
                 if self._is_end(token) and not self.ignore_eos:
                     break
+                if mask is not None:
+                    mask.advance(token)
                 count += 1
                 emit(decoder.decode(self.llm.detokenize([token])), count, (token,))
                 if count >= settings.max_new_tokens or cancel.is_set():

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
+from ..core.constraints import Constraint
 from ..core.prompts import ChatTemplate
 from ..core.settings import AppSettings, GenerationSettings
 from .local_tokenizer import LocalTokenizer, load_local_tokenizer
@@ -51,22 +52,32 @@ class Dialect:
     min_p: bool = False  # llama.cpp's servers default min_p to 0.05; the app samples with 0
     tokenize: tuple[str, ...] = ()  # tokenize endpoints to try, in order
     tokenize_body: Callable[[str, str], dict] = lambda prompt, model: {}
+    # the request fields that carry a GBNF grammar to /v1/completions, or None: no such field
+    grammar: Callable[[str], dict] | None = None
 
 
 def _vllm_body(prompt: str, model: str) -> dict:
     return {"model": model, "prompt": prompt, "add_special_tokens": True}
 
 
+# Each engine's documented field for a grammar on /v1/completions: vLLM's ``structured_outputs``
+# (its ``guided_grammar`` was removed in 0.12.0, and vLLM answers 200 to a request that still sends
+# it, ignoring it), SGLang's ``ebnf`` (its default xgrammar backend reads llama.cpp's GBNF),
+# llama.cpp's servers' ``grammar``. ``format_support`` checks that the engine really applies it.
 DIALECTS: dict[str, Dialect] = {
-    "vllm": Dialect("vLLM", "top_k", -1, "repetition_penalty", True, ("/tokenize",), _vllm_body),
-    "sglang": Dialect("SGLang", "top_k", -1, "repetition_penalty", True, ("/tokenize",), _vllm_body),
+    "vllm": Dialect("vLLM", "top_k", -1, "repetition_penalty", True, ("/tokenize",), _vllm_body,
+                    lambda gbnf: {"structured_outputs": {"grammar": gbnf}}),
+    "sglang": Dialect("SGLang", "top_k", -1, "repetition_penalty", True, ("/tokenize",), _vllm_body,
+                      lambda gbnf: {"ebnf": gbnf}),
     "llama-server": Dialect("llama.cpp llama-server", "top_k", 0, "repeat_penalty", True,
                             ("/tokenize",),
                             lambda prompt, model: {"content": prompt, "add_special": True,
-                                                   "parse_special": True}),
+                                                   "parse_special": True},
+                            lambda gbnf: {"grammar": gbnf}),
     "llama-cpp-python": Dialect("llama-cpp-python server", "top_k", 0, "repeat_penalty", True,
                                 ("/extras/tokenize", "/tokenize"),
-                                lambda prompt, model: {"input": prompt, "model": model}),
+                                lambda prompt, model: {"input": prompt, "model": model},
+                                lambda gbnf: {"grammar": gbnf}),
     # Any other OpenAI-compatible server: the OpenAI schema has temperature, top_p and seed only.
     "openai": Dialect("OpenAI-compatible server"),
 }
@@ -99,6 +110,11 @@ def _error_text(response) -> str:
     body = " ".join(body.split())
     return body[:ERROR_BODY_CHARS] + ("…" if len(body) > ERROR_BODY_CHARS else "")
 
+
+# The format probe: a prompt whose likely continuation (", 4, 5") shares nothing with a format's
+# forced start, and enough tokens to tell (a forced "PARAGRAPH: " is 3-5 tokens in common vocabularies).
+PROBE_PROMPT = "1, 2, 3"
+PROBE_TOKENS = 4
 
 # A batching engine computes a request among others', in batch shapes that change from run to run:
 # nothing here can promise the same tokens for the same input (docs/exactness.md), and the stats say so.
@@ -177,11 +193,37 @@ class OpenAIBackend:
 
     # -- generating ------------------------------------------------------------------------------
 
-    def request_body(self, prompt: str, settings: GenerationSettings) -> dict:
+    # -- formats ---------------------------------------------------------------------------------
+
+    def format_support(self, constraint: Constraint) -> str:
+        """"" when this engine applies the constraint's grammar, else why not. Asked once, at start,
+        with a short greedy probe: an engine that takes the field must start its text with the
+        constraint's forced prefix; one that ignores it (vLLM answers 200 to fields it dropped)
+        writes something else."""
+        if self.dialect.grammar is None:
+            return (f"{self.dialect.name} has no documented grammar field for /v1/completions "
+                    f"(the text is parsed as the model writes it)")
+        body = {"model": self.served, "prompt": PROBE_PROMPT, "max_tokens": PROBE_TOKENS,
+                "temperature": 0.0, "stream": False, **self.dialect.grammar(constraint.gbnf)}
+        try:
+            data = self._post_json("/v1/completions", body)
+            text = ((data.get("choices") or [{}])[0].get("text") or "")
+        except (EngineError, AttributeError, IndexError) as error:
+            return f"{self.name} refused the grammar: {error}"
+        forced = constraint.forced_prefix
+        if text and (text.startswith(forced) or forced.startswith(text)):
+            return ""
+        return (f"{self.name} answered a probe without applying the grammar (it wrote {text!r}, "
+                f"not the start of {forced!r})")
+
+    def request_body(self, prompt: str, settings: GenerationSettings,
+                     constraint: Constraint | None = None) -> dict:
         body = {"model": self.served, "prompt": prompt, "max_tokens": settings.max_new_tokens,
                 "temperature": settings.temperature, "top_p": settings.top_p,
                 "seed": settings.seed, "stream": True}
         d = self.dialect
+        if constraint is not None and d.grammar is not None:
+            body.update(d.grammar(constraint.gbnf))
         if d.top_k:
             body[d.top_k] = settings.top_k or d.top_k_off
         if d.penalty:
@@ -193,7 +235,7 @@ class OpenAIBackend:
         return body
 
     def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
-               session: str = "") -> Iterator[Chunk]:
+               session: str = "", constraint: Constraint | None = None) -> Iterator[Chunk]:
         """Stream on the caller's thread; leaving early closes the connection, which aborts the
         request in vLLM, SGLang, llama-server and llama-cpp-python's server."""
         import httpx
@@ -202,7 +244,7 @@ class OpenAIBackend:
         count = 0
         try:
             with self.client.stream("POST", self.url + "/v1/completions",
-                                    json=self.request_body(prompt, settings)) as response:
+                                    json=self.request_body(prompt, settings, constraint)) as response:
                 if response.status_code >= 400:
                     raise EngineError(self._status_message(response))
                 for event in self._events(response):

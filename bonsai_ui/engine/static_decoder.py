@@ -474,9 +474,11 @@ def choose_token(logits: torch.Tensor, seen: torch.Tensor, settings,
 
 
 def decode(decoder: StaticDecoder, cache: KVCache, ids: list[int], start: int, settings,
-           stop_ids: set[int], on_token: Callable[[int], bool]) -> None:
+           stop_ids: set[int], on_token: Callable[[int], bool], mask=None) -> None:
     """Prefill, then decode until ``on_token`` returns False, EOS, max tokens or a full cache.
 
+    ``mask`` (a constraint's ``TorchMask``): the grammar's forbidden tokens are set to -inf before
+    each choice; ``on_token`` moves the matcher on, on the CPU while the next step runs.
     ``on_token`` gets each new id as soon as it is known. The next step is launched before the host
     waits for the current id, so detokenizing and streaming overlap the GPU's work; nothing the
     host does with the id feeds back into the device's work, so this changes no token.
@@ -493,6 +495,8 @@ def decode(decoder: StaticDecoder, cache: KVCache, ids: list[int], start: int, s
     logits = decoder.prefill(cache, ids, start)
     position = len(ids)
     for count in range(1, settings.max_new_tokens + 1):
+        if mask is not None:  # out of place: a graph's output buffer is not ours to write
+            logits = mask.apply(logits.clone())
         token = choose_token(logits, seen, settings, generator, position)
         host.copy_(token, non_blocking=True)
         if copied is not None:

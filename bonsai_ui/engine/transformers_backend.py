@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoTokenizer, StoppingCriteria,
-                          StoppingCriteriaList)
+from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessor,
+                          LogitsProcessorList, StoppingCriteria, StoppingCriteriaList)
 from transformers.generation.streamers import BaseStreamer
 
+from ..core.constraints import Constraint
 from ..core.prompts import ChatTemplate
 from ..core.settings import AppSettings, GenerationSettings
+from .constrained import Grammars, TokenMask, TorchMask, hf_lltokenizer
 from .zerogpu import on_zerogpu
 from .protocol import Chunk, Emit, LoadError, worker_stream
 from .source import ModelSource, Progress
@@ -51,6 +53,21 @@ class _CancelCriteria(StoppingCriteria):
     def __call__(self, input_ids, scores, **kwargs):
         return torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool,
                           device=input_ids.device)
+
+
+class _GrammarProcessor(LogitsProcessor):
+    """``generate``'s hook for a constraint: moves the matcher past the token written since the
+    last call, then forbids what the grammar does not allow next."""
+
+    def __init__(self, mask: TokenMask, vocab: int, device, prompt_length: int):
+        self.mask, self.torch_mask = mask, TorchMask(mask, vocab, device)
+        self.seen = prompt_length
+
+    def __call__(self, input_ids, scores):
+        if input_ids.shape[1] > self.seen:  # every call after the first: one new token
+            self.mask.advance(int(input_ids[0, -1]))
+            self.seen = input_ids.shape[1]
+        return self.torch_mask.apply(scores)
 
 
 class _IncrementalDetokenizer(BaseStreamer):
@@ -141,6 +158,20 @@ class TransformersBackend:
         self._saved: OrderedDict[str, tuple] = OrderedDict()  # session -> StaticDecoder.save()
         self._owner: str | None = None  # whose entries the decoder's cache holds
         self._decoding = threading.Lock()  # held while a run uses the decoder's cache
+        self.grammars = Grammars(self._grammar_tokenizer)
+
+    def _grammar_tokenizer(self):
+        return hf_lltokenizer(self.tokenizer, self.vocab_size, self.eos_token_ids[0])
+
+    @property
+    def vocab_size(self) -> int:
+        """The logits' width (the output layer can be wider than the tokenizer's vocabulary)."""
+        return self.model.get_output_embeddings().weight.shape[0]
+
+    def format_support(self, constraint: Constraint) -> str:
+        """Compile the constraint (ConstraintError if it cannot be); "" = enforced here."""
+        self.grammars.check(constraint)
+        return ""
 
     def use_decoder(self, mode: str, nf4_kernel: str = "on", decode_kernels: str = "on") -> None:
         """Pick the decoding loop: ``auto`` takes the static decoder on CUDA where it applies.
@@ -333,14 +364,17 @@ class TransformersBackend:
         return self.decoder.reusable(cache, ids) if self.prefix_reuse else 0
 
     def stream(self, prompt: str, settings: GenerationSettings, cancel: threading.Event,
-               session: str = "") -> Iterator[Chunk]:
+               session: str = "", constraint: Constraint | None = None) -> Iterator[Chunk]:
         ids = self.encode(prompt)
+        mask = self.grammars.matcher(constraint) if constraint is not None else None
         if self.decoder is not None:
-            return self._stream_static(ids, settings, cancel, session)
+            return self._stream_static(ids, settings, cancel, session, mask)
         device = self.model.device
         input_ids = torch.tensor([ids], device=device)
         cache, keep = self._take_cache(session, ids)
         self.last_reused_tokens = keep
+        processors = LogitsProcessorList(
+            [_GrammarProcessor(mask, self.vocab_size, device, len(ids))] if mask else [])
 
         def work(emit: Emit):
             streamer = _IncrementalDetokenizer(self.tokenizer, ids, emit)
@@ -351,7 +385,7 @@ class TransformersBackend:
                 out = self.model.generate(
                     input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                     streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]),
-                    return_dict_in_generate=True, **extra, **self.generate_kwargs(settings))
+                    logits_processor=processors, return_dict_in_generate=True, **extra, **self.generate_kwargs(settings))
             self._keep_cache(session, out.sequences[0].tolist(), getattr(out, "past_key_values", None),
                              len(ids))
 
@@ -370,7 +404,7 @@ class TransformersBackend:
         return cache
 
     def _stream_static(self, ids: list[int], settings: GenerationSettings, cancel: threading.Event,
-                       session: str) -> Iterator[Chunk]:
+                       session: str, mask: TokenMask | None = None) -> Iterator[Chunk]:
         stop_ids = set() if self.ignore_eos else set(self.eos_token_ids)
 
         def work(emit: Emit):
@@ -385,10 +419,15 @@ class TransformersBackend:
 
                 def on_token(token: int) -> bool:
                     detok.push([token])  # an EOS decodes to nothing but counts, as in generate()
+                    if mask is not None and token not in stop_ids:
+                        mask.advance(token)  # on the CPU, while the GPU runs the next step
                     return not cancel.is_set()
 
+                torch_mask = (TorchMask(mask, self.vocab_size, self.decoder.device)
+                              if mask is not None else None)
                 with torch.inference_mode():
-                    decode(self.decoder, self.decoder.cache, ids, keep, settings, stop_ids, on_token)
+                    decode(self.decoder, self.decoder.cache, ids, keep, settings, stop_ids, on_token,
+                           torch_mask)
             finally:
                 self._decoding.release()
 

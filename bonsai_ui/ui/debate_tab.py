@@ -76,6 +76,7 @@ class DebateTab:
     own_question: gr.Textbox  # the picked question to edit, or a new one written by hand
     add_btn: gr.Button
     replace_btn: gr.Button
+    enforce: gr.Checkbox  # the questions step under its grammar (Debate.enforce_format)
     # Gradio's cache (GRADIO_TEMP_DIR): exports written there are swept like uploads (hosting/public.py)
     cache_dir: str = field(default_factory=get_upload_folder)
 
@@ -126,7 +127,14 @@ class DebateTab:
             gr.Warning(warning)
         return {**self.view(debate), self.message: warning,
                 self.goal_a: debate.goals["A"], self.goal_b: debate.goals["B"],
-                self.language: debate.language}
+                self.language: debate.language, self.enforce: debate.enforce_format}
+
+    @staticmethod
+    def set_enforce(data, enforce):
+        """The checkbox is the debate's: stored with it, exported with it."""
+        debate, _ = Debate.from_data(data)
+        debate.enforce_format = bool(enforce)
+        return debate.to_data()
 
     def show_round(self, data, index):
         return self.view(Debate.from_data(data)[0], index)
@@ -142,7 +150,7 @@ class DebateTab:
                 swap(DEFAULT_GOALS[language]["B"], DEFAULT_GOALS[was]["B"], goal_b),
                 swap(DEFAULT_QUESTION[language], DEFAULT_QUESTION[was], question))
 
-    def start(self, data, question, goal_a, goal_b, language, prompt_format):
+    def start(self, data, question, goal_a, goal_b, language, prompt_format, enforce=True):
         debate, _ = Debate.from_data(data)
         if debate.rounds:
             raise gr.Error(f"This browser holds a debate of {len(debate.rounds)} round(s): export it to "
@@ -155,7 +163,7 @@ class DebateTab:
         except DebateError as error:
             raise gr.Error(str(error)) from None
         debate = Debate(goals={"A": goal_a, "B": goal_b}, language=language, prompt_format=prompt_format,
-                        rounds=[Round(question=question, answerer="A")])
+                        rounds=[Round(question=question, answerer="A")], enforce_format=bool(enforce))
         return {**self.stored(debate), self.message: ""}
 
     def _debate(self, data, index, question, goal_a, goal_b) -> tuple[Debate, int]:
@@ -293,7 +301,7 @@ class DebateTab:
         except (tr.TranscriptError, UploadRefused, OSError) as error:
             return {self.message: import_refused(name, error)}
         return {**self.stored(debate), self.goal_a: debate.goals["A"], self.goal_b: debate.goals["B"],
-                self.language: debate.language,
+                self.language: debate.language, self.enforce: debate.enforce_format,
                 self.message: f"Imported {len(debate.rounds)} round(s) from {name}. / 読み込みました。"}
 
     @staticmethod
@@ -310,10 +318,14 @@ class DebateTab:
     # -- the public API --------------------------------------------------------------------------
 
     def fact_questions(self, answer: str, rebuttal: str = "", prompt_format: str = "alpaca",
-                       max_new_tokens: int = 512, request: gr.Request = None) -> tuple[list[dict], str]:
+                       max_new_tokens: int = 512, enforce_format: bool = True,
+                       request: gr.Request = None) -> tuple[list[dict], str]:
         """Five fact-based questions (topic, question) asked of an answer (and a rebuttal) with the
-        seed's FBQ template, and the model's raw text."""
+        seed's FBQ template, and the model's raw text. ``enforce_format``: under the format's
+        grammar, with its own token budget (``max_new_tokens`` is then not used); off: the model's
+        free text within ``max_new_tokens``."""
         debate = self._api_debate("", answer, prompt_format)
+        debate.enforce_format = bool(enforce_format)
         debate.rounds[0].rebuttal.text = rebuttal or ""
         self._api_run(debate, "questions", max_new_tokens, request)
         rnd = debate.rounds[0]
@@ -368,8 +380,9 @@ class DebateTab:
         self.round_pick.input(self.show_round, [self.store, self.round_pick], self.view_out, **PRIVATE)
         self.language.input(self.set_language, [self.language, self.goal_a, self.goal_b, self.question],
                             [self.goal_a, self.goal_b, self.question], **PRIVATE)
+        self.enforce.input(self.set_enforce, [self.store, self.enforce], self.store, **PRIVATE)
         self.start_btn.click(self.start, [self.store, self.question, self.goal_a, self.goal_b,
-                                          self.language, e.prompt_format],
+                                          self.language, e.prompt_format, self.enforce],
                              [self.store, *self.view_out, self.message], **PRIVATE
                              ).success(self.step_handler("answer", False),
                                        [*where, self.answer_reasoning, *settings], out, **step_run)
@@ -393,7 +406,7 @@ class DebateTab:
         self.export_btn.click(self.export, self.store, [self.files, self.message], **PRIVATE)
         self.import_btn.upload(self.import_file, [self.import_btn, self.store],
                                [self.store, *self.view_out, self.goal_a, self.goal_b, self.language,
-                                self.message], **PRIVATE)
+                                self.enforce, self.message], **PRIVATE)
         confirm = [self.clear_btn, self.really_btn, self.cancel_btn, self.message]
         self.clear_btn.click(self.ask_clear, self.store, confirm, **PRIVATE)
         self.cancel_btn.click(lambda: confirming(False), None, confirm, **PRIVATE)
@@ -404,7 +417,7 @@ class DebateTab:
     def load_after(self, event_trigger) -> None:
         """Read the stored debate when the page loads (``event_trigger``: demo.load)."""
         event_trigger(self.load, self.store, [*self.view_out, self.message, self.goal_a, self.goal_b,
-                                              self.language], **PRIVATE)
+                                              self.language, self.enforce], **PRIVATE)
 
 
 def round_choices(debate: Debate) -> list[tuple[str, int]]:
@@ -480,7 +493,10 @@ def build_debate(editor: Editor, runner: Runner, store: gr.BrowserState, max_upl
         rebuttal_head, rebuttal_reasoning, rebut_btn, regenerate_rebuttal_btn, rebuttal = _side("rebuttal")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            fbq_btn = gr.Button(t("fbq_btn"), elem_id="debate-fbq-btn")
+            with gr.Row(equal_height=True):
+                fbq_btn = gr.Button(t("fbq_btn"), elem_id="debate-fbq-btn", scale=1)
+                enforce = gr.Checkbox(True, label=t("enforce_format"), info=t("enforce_format_info"),
+                                      elem_id="debate-enforce", scale=2)
             pick = gr.Radio([], label=t("pick"), elem_id="debate-pick")
             with gr.Row(equal_height=False):
                 own_question = gr.Textbox(label=t("own_question"), lines=2, scale=4,
@@ -518,6 +534,6 @@ def build_debate(editor: Editor, runner: Runner, store: gr.BrowserState, max_upl
                     answer, rebuttal_head, rebuttal_reasoning, rebut_btn, regenerate_rebuttal_btn,
                     rebuttal, fbq_btn, pick, raw, depth, next_btn, rounds_n, run_btn, stop_btn, stats,
                     table, export_btn, import_btn, files, clear_btn, really_btn, cancel_btn, message,
-                    raw_box, own_question, add_btn, replace_btn)
+                    raw_box, own_question, add_btn, replace_btn, enforce)
     tab.wire()
     return tab

@@ -131,6 +131,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     "regenerate_answer": ("Regenerate answer from this reasoning ↻", "この推論から回答を再生成 ↻"),
     "regenerate_rebuttal": ("Regenerate rebuttal from this reasoning ↻", "この推論から反論を再生成 ↻"),
     "fbq_btn": ("Fact-based questions ▶", "事実に基づく質問 ▶"),
+    "enforce_format": ("Hold the questions to their format", "質問の形式を守らせる"),
+    "enforce_format_info": ("On: the engine writes exactly five “PARAGRAPH: … ?” lines, asking Why, "
+                            "What, How, Which and When. Off: the model's free text, read as well as "
+                            "it can be, as in the seed.",
+                            "オン: 「PARAGRAPH: … ?」の5行（Why・What・How・Which・When）どおりに"
+                            "生成します。オフ: モデルの自由な出力を読み取ります（元の実験の方法）。"),
     "pick": ("Pick the next round's question", "次のラウンドの質問を選ぶ"),
     "raw_questions": ("The model's raw text", "モデルの出力（そのまま）"),
     "own_question": ("Your question: the picked one, to edit and replace, or a new one to add",
