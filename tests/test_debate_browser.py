@@ -123,6 +123,7 @@ def test_a_round_on_the_embedded_model(real_app, page, tmp_path):
     expect(options).to_have_count(5)
     words = [options.nth(k).inner_text().split("?")[-2].split(". ")[-1].split()[0] for k in range(5)]
     assert words == ["Why", "What", "How", "Which", "When"]
+    page.locator("#debate-raw-accordion").click()  # closed: every question was read
     raw = box(page, "debate-raw").input_value()
     assert raw.count("PARAGRAPH: ") == 5
     depth_row = page.locator("#debate-depth tbody tr")  # round, answer → rebuttal, questions, overlap
