@@ -35,7 +35,10 @@ class Backend(Protocol):
                session: str = "") -> Iterator[Chunk]:
         """Yield text as it is generated; stop within a token once ``cancel`` is set.
 
-        ``session`` names whose KV cache to reuse, for backends that keep one per session.
+        ``session`` names whose KV cache to reuse, for backends that keep one per session. A
+        backend that can hold output to a format also has ``format_support(constraint) -> str``
+        ("" when it enforces the constraint, else why not) and takes ``constraint=`` here; the
+        Engine passes it only to a backend that said it enforces it.
         """
         ...
 
