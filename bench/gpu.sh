@@ -37,9 +37,13 @@
 #   ncu       Nsight Compute on the 7B gate_proj product: the kernel, its tensor-core path,
 #             bitsandbytes (bench/nf4_ncu.py; needs ncu from the CUDA toolkit)                ~3
 #   probe     which GPU operations give the same bits every time (bench/determinism_probe.py)  ~2
+#   fbq       the debate's questions held to their format against free text, 20 contexts, on the
+#             random-weight 7B (Unsloth 4-bit, static decoder): how many hold five questions, and
+#             decode speed with the grammar's mask against without at the same token count
+#             (bench/fbq_bench.py)                                                             ~6
 set -uo pipefail
 cd "$(dirname "$0")/.."
-SUITES="tests speed repeat peer nf4 ablation profile ncu probe"
+SUITES="tests speed repeat peer nf4 ablation profile ncu probe fbq"
 if [ $# -eq 0 ]; then
     sed -n '2,/^set -uo/p' "$0" | sed '$d' | cut -c3-
     exit 2
@@ -380,6 +384,13 @@ for l in open(sys.argv[1]):
     if r.get("distinct", 1) != 1 or r["op"] != "sdpa" and r["op"] != "linear":
         print("  ", {k: v for k, v in r.items() if k != "card"})
 PY
+}
+
+suite_fbq() {
+    build qwen2.5-7b || return 1
+    timeout 540 python3 bench/fbq_bench.py --backend unsloth --model /tmp/qwen2.5-7b --out "$(name fbq-7b)" \
+        > "$OUT/logs/fbq-7b.log" 2>&1
+    say "fbq rc=$?"; last_json "$OUT/logs/fbq-7b.log" | cut -c1-700
 }
 
 for suite in "$@"; do
