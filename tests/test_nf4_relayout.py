@@ -1,0 +1,231 @@
+"""The re-laid-out NF4 kernel (``--nf4-kernel relayout``, bonsai_ui/engine/nf4_relayout.py) on the
+CPU: the load-time re-layout round-trips bitsandbytes' tensors exactly, over the Qwen2.5 7B and
+32B layer shapes; the kernel's arithmetic, in Triton's interpreter, reproduces
+``dequantize_4bit(W) @ x`` for every layer kind, fused q/k/v and gate/up included; and its PTX
+(the block's table, the two-table byte-permute lookup, the tensor-core mma), run instruction by
+instruction over the 32 lanes' registers as the re-layout places them, gives the tile's row sums.
+
+bitsandbytes (CPU build) quantizes exactly as it does on a GPU and de-quantizes with its own
+``dequantize_4bit``: everything here is compared with that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import bitsandbytes.functional as BF
+
+from bonsai_ui.engine.nf4_relayout import (GROUP, TILE_ABSMAX, TILE_WORDS, UNIT, RelaidConfig,
+                                           dequantize_relaid, pick_relaid_config, relaid_gemv,
+                                           relayout, relayout_reason, resolve_absmax, unlayout)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def interpreter():
+    """Triton's interpreter (chosen by conftest.py before triton is imported); bitsandbytes' CPU
+    fallbacks eager."""
+    import triton
+
+    assert triton.knobs.runtime.interpret, "TRITON_INTERPRET=1 must be set before triton is imported"
+    with torch._dynamo.config.patch(disable=True):
+        yield
+
+
+def quantize(n, k, nested=True, dtype=torch.bfloat16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    weight = (torch.randn(n, k, generator=g) * 0.02).to(dtype)
+    return BF.quantize_4bit(weight, blocksize=64, compress_statistics=nested, quant_type="nf4")
+
+
+def bnb_absmax(qs):
+    """What dequantize_4bit multiplies by (its own two lines for the nested case)."""
+    if not qs.nested:
+        return qs.absmax
+    absmax = BF.dequantize_blockwise(qs.absmax, qs.state2)
+    absmax += qs.offset
+    return absmax.float()
+
+
+# Qwen2.5 layer shapes (out_features, in_features): 7B hidden 3584, intermediate 18944, 28 query
+# heads and 4 key/value heads of 128; 32B hidden 5120, intermediate 27648, 40 and 8 heads. The
+# attention shapes run at their real size; the MLP shapes (68-142 M weights: 5-12 s each to
+# quantize on this CPU) run as stand-ins a quarter of the size in each dimension, the same aspect,
+# whose in_features (896, 4736, 1280, 6912) are not whole 256-wide K units: the padding path too.
+SHAPES = {
+    "7b q/o": (3584, 3584), "7b k/v": (512, 3584),
+    "7b gate/up, 1/4 stand-in": (4736, 896), "7b down, 1/4 stand-in": (896, 4736),
+    "32b q/o": (5120, 5120), "32b k/v": (1024, 5120),
+    "32b gate/up, 1/4 stand-in": (6912, 1280), "32b down, 1/4 stand-in": (1280, 6912),
+}
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_the_relayout_round_trips_exactly(name):
+    n, k = SHAPES[name]
+    packed, qs = quantize(n, k, seed=n + k)
+    r = relayout([(packed, qs)])
+    assert r.codes.dtype == torch.int32 and r.codes.numel() == r.groups * r.units * TILE_WORDS
+    assert r.absmax.numel() == r.groups * r.units * TILE_ABSMAX
+    (codes, absmax), = unlayout(r)
+    assert torch.equal(codes, packed.view(-1))  # every code back where bitsandbytes put it
+    # absmax resolved once, bit for bit what dequantize_4bit computes from the nested form
+    assert torch.equal(absmax, bnb_absmax(qs)) and torch.equal(resolve_absmax(qs), absmax)
+
+
+def test_fused_layers_round_trip_side_by_side_and_dequantize_bit_for_bit():
+    """q, k and v of a 7B layer (their real rows, K cut to 1,024) as one re-laid-out weight, and
+    each part's weights equal to dequantize_4bit's; fp16 and a layer without double quantization
+    too."""
+    layers = [quantize(3584, 1024, seed=1), quantize(512, 1024, seed=2),
+              quantize(512, 1024, seed=3, nested=False)]
+    r = relayout(layers)
+    assert r.parts == (3584, 512, 512) and r.n == 4608
+    for (packed, qs), (codes, absmax), w in zip(layers, unlayout(r), dequantize_relaid(r)):
+        assert torch.equal(codes, packed.view(-1)) and torch.equal(absmax, bnb_absmax(qs))
+        assert torch.equal(w, BF.dequantize_4bit(packed, qs))
+    half = [quantize(96, 320, dtype=torch.float16, seed=4), quantize(40, 320, dtype=torch.float16, seed=5)]
+    r = relayout(half)  # 136 rows: padded to 144; 320 inputs: padded to 512
+    assert (r.groups, r.units) == (9, 2)
+    for (packed, qs), w in zip(half, dequantize_relaid(r)):
+        assert torch.equal(w, BF.dequantize_4bit(packed, qs))
+
+
+def test_what_the_relayout_cannot_read_exactly_is_refused_with_the_reason():
+    packed, qs = quantize(64, 512)
+    assert relayout_reason(qs, packed) is None
+    packed128, qs128 = BF.quantize_4bit(torch.randn(64, 512).to(torch.bfloat16), blocksize=128,
+                                        compress_statistics=True, quant_type="nf4")
+    assert "blocksize 128" in relayout_reason(qs128, packed128)
+    fp4 = BF.quantize_4bit(torch.randn(64, 512).to(torch.bfloat16), blocksize=64, quant_type="fp4")
+    assert "fp4" in relayout_reason(fp4[1], fp4[0])
+    other = quantize(64, 256)
+    with pytest.raises(ValueError, match="share in_features"):
+        relayout([(packed, qs), other])
+
+
+# -- the kernel, in Triton's interpreter ---------------------------------------------------------
+
+# small stand-ins of every layer kind of a Qwen2.5 block (the interpreter runs ~10 K weights a
+# second here): hidden 256 (one K unit), 2 query heads and 1 key/value head of 128, intermediate
+# 640 (2.5 units: padded, and split over 3 programs); q/k/v have a bias, as Qwen2's do
+KINDS = {  # name: parts (rows of each layer launched together), in_features, bias
+    "q/k/v fused": ((256, 128, 128), 256, True),
+    "o": ((256,), 256, False),
+    "gate/up fused": ((640, 640), 256, False),
+    "down": ((256,), 640, False),
+    "k alone": ((128,), 256, True),
+}
+
+
+def product_case(parts, k, has_bias, dtype=torch.bfloat16, seed=0):
+    layers = [quantize(n, k, dtype=dtype, seed=seed + i) for i, n in enumerate(parts)]
+    deq = torch.cat([BF.dequantize_4bit(p, qs) for p, qs in layers])
+    g = torch.Generator().manual_seed(seed + 99)
+    x = torch.randn(1, 1, k, generator=g).to(dtype)
+    bias = (torch.randn(sum(parts), generator=g) * 0.1).to(dtype) if has_bias else None
+    return relayout(layers), deq, x, bias
+
+
+def check_product(out, x, deq, bias, dtype):
+    want = x.double().view(1, -1) @ deq.double().T + (bias.double() if bias is not None else 0)
+    scale = (x.double().abs().view(1, -1) @ deq.double().abs().T).view(-1) + 1e-3
+    err = (out.double().view(-1) - want.view(-1)).abs()
+    eps = {torch.bfloat16: 2 ** -8, torch.float16: 2 ** -11}[dtype]
+    # float32 sums, then one rounding to the output dtype
+    assert (err <= eps * want.view(-1).abs() + 1e-5 * scale).all(), err.max()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_kernel_reproduces_dequantize_4bit_times_x_for_every_layer_kind(kind):
+    parts, k, has_bias = KINDS[kind]
+    r, deq, x, bias = product_case(parts, k, has_bias)
+    out = relaid_gemv(x, r, bias)  # the fixed rule's config on one "SM"
+    assert out.shape == (1, 1, sum(parts)) and out.dtype == torch.bfloat16
+    check_product(out, x, deq, bias, torch.bfloat16)
+    assert torch.equal(out, relaid_gemv(x, r, bias))  # a second run: the same bits
+
+
+CONFIGS = [  # the sum paths, splits, warps, row groups a warp walks, prefetch off, fp16
+    (RelaidConfig(4, 1, 1, "mma"), torch.bfloat16),
+    (RelaidConfig(2, 2, 1, "fma"), torch.bfloat16),
+    (RelaidConfig(1, 4, 1, "mma", prefetch=False), torch.bfloat16),
+    (RelaidConfig(2, 1, 1, "mma"), torch.float16),
+    (RelaidConfig(4, 2, 1, "fma"), torch.float16),
+]
+
+
+@pytest.mark.parametrize("config,dtype", CONFIGS)
+def test_every_path_of_the_kernel_gives_the_product(config, dtype):
+    r, deq, x, bias = product_case((96, 40), 768, True, dtype=dtype, seed=7)  # 3 units, 9 groups
+    out = relaid_gemv(x, r, bias, config)
+    check_product(out, x, deq, bias, dtype)
+
+
+def test_the_kernel_reads_bitsandbytes_weights_exactly():
+    """Unit inputs: the output is a column of the kernel's de-quantized weights, which must be
+    dequantize_4bit's own, at the edges of blocks, lanes and K units."""
+    r, deq, _, _ = product_case((48, 16), 512, False, seed=11)
+    for c in (0, 3, 4, 63, 64, 255, 256, 511):
+        e = torch.zeros(1, 512, dtype=torch.bfloat16)
+        e[0, c] = 1
+        assert torch.equal(relaid_gemv(e, r).view(-1), deq[:, c]), c
+
+
+RULE = [  # groups, units, sms -> warps, row groups a warp walks, units a warp
+    (288, 14, 132, RelaidConfig(4, 1, 2)),  # 7B q/k/v fused: 72 x 7 programs
+    (224, 14, 132, RelaidConfig(4, 1, 2)),  # 7B o: 56 x 7
+    (2368, 14, 132, RelaidConfig(4, 4, 2)),  # 7B gate/up fused: 148 x 7
+    (224, 74, 132, RelaidConfig(4, 2, 2)),  # 7B down: 28 x 37
+    (3456, 20, 132, RelaidConfig(4, 8, 2)),  # 32B gate/up fused: 108 x 10
+    (320, 108, 132, RelaidConfig(4, 4, 2)),  # 32B down: 20 x 54
+    (48, 5, 1, RelaidConfig(4, 8, 1)),  # odd units: one a warp
+]
+
+
+@pytest.mark.parametrize("groups,units,sms,config", RULE)
+def test_the_fixed_rule(groups, units, sms, config):
+    assert pick_relaid_config(groups, units, sms) == config
+
+
+# -- the PTX, instruction by instruction ---------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_ptx_path_gives_the_tiles_row_sums(dtype):
+    """One warp's tiles, as the compiled kernel computes them: each lane's 16 words and 2 absmax
+    read from where the re-layout put them, its input pairs from its block; the table and lookup
+    PTX texts run by tests/ptx_emu.py, the mma by its model of the fragments (PTX ISA). The D it
+    accumulates over a tile must hold, in every column, each of the 16 rows' sum over the tile's
+    256 inputs of dequantize_4bit's weights times the input."""
+    import ptx_emu  # tests/
+
+    from bonsai_ui.engine import nf4_gemv as G
+    from bonsai_ui.engine import nf4_relayout as R
+
+    parts = (24, 8)  # 32 rows: 2 row groups; 512 inputs: 2 units
+    r, deq, x, _ = product_case(parts, 512, False, dtype=dtype, seed=21)
+    words = r.codes.view(r.groups, r.units, 4, 32, 4).numpy().view(np.uint32)
+    absmax = r.absmax.view(r.groups, r.units, 32, 2).numpy()
+    xpairs = x.view(-1).view(torch.int32).numpy().view(np.uint32)
+    lane = np.arange(32)
+    t = lane % 4
+    kind = "bf16" if dtype == torch.bfloat16 else "f16"
+    table_asm = (G.TABLE_BF16 if dtype == torch.bfloat16 else G.TABLE_F16).value
+    sel = np.full(32, 0x32103210, dtype=np.uint32)
+    for rg in range(r.groups):
+        for u in range(r.units):
+            ta = ptx_emu.run(table_asm, [absmax[rg, u, :, 0].view(np.uint32)], 8, (32,))
+            tb = ptx_emu.run(table_asm, [absmax[rg, u, :, 1].view(np.uint32)], 8, (32,))
+            xs = [xpairs[(u * UNIT + t * 64) // 2 + m] for m in range(32)]  # the lane's block
+            d = [np.zeros(32, dtype=np.uint32) for _ in range(4)]
+            for i in range(16):
+                word = words[rg, u, i // 4, :, i % 4]
+                p0, p1, p2, p3 = ptx_emu.run(R.LUT2.value, [word] + ta + tb + [sel], 4, (32,))
+                d = ptx_emu.mma_m16n8k16([p0, p2, p1, p3], [xs[2 * i], xs[2 * i + 1]], d, kind)
+            rows = rg * GROUP + np.arange(16)
+            want = (deq[rows, u * UNIT:(u + 1) * UNIT].double() @ x.view(-1)[u * UNIT:(u + 1) * UNIT].double()).numpy()
+            g = lane >> 2
+            for reg, dr in ((0, 0), (1, 0), (2, 8), (3, 8)):
+                got = d[reg].view(np.float32).astype(np.float64)
+                np.testing.assert_allclose(got, want[g + dr], rtol=1e-5, atol=1e-6)
