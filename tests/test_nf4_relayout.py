@@ -11,6 +11,8 @@ bitsandbytes (CPU build) quantizes exactly as it does on a GPU and de-quantizes 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -229,3 +231,32 @@ def test_the_ptx_path_gives_the_tiles_row_sums(dtype):
             for reg, dr in ((0, 0), (1, 0), (2, 8), (3, 8)):
                 got = d[reg].view(np.float32).astype(np.float64)
                 np.testing.assert_allclose(got, want[g + dr], rtol=1e-5, atol=1e-6)
+
+
+# -- the compiled kernel, for an H100/H200, on the CPU ---------------------------------------------
+
+def test_the_sm90_build_keeps_every_operand_in_its_thread_and_under_4_instructions_a_weight():
+    """The kernel compiled for sm_90 here (Triton's bundled ptxas; bench/nf4_sass.py): every
+    [threads]-shaped tensor one element a thread, in thread order (the mma's fragments are each
+    lane's own registers), no layout conversion through shared memory, no spills, one HMMA a word,
+    and the hot part (a row group) under 4 instructions a weight (memory-bound on an H100 below
+    ~4.4; nf4_gemv's loop counts 7.8)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # a real compile
+    done = subprocess.run([sys.executable, str(root / "bench" / "nf4_sass.py"), "--only",
+                           "relayout-mma", "--n", "18944", "--k", "3584"],  # the 7B gate_proj
+                          capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    assert row["layout_conversions"] == 0 and row["spill_bytes"] == 0
+    for layout in row["layouts"]:
+        assert re.search(r"sizePerThread = \[1[],]", layout) and "threadsPerWarp = [32" in layout, layout
+        assert "warpsPerCTA = [4" in layout, layout
+    assert row["hmma_per_group"] == 16 * row["rule"]["units_per_warp"]
+    assert row["instructions_per_weight"] < 4.0, row
