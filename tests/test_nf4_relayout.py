@@ -260,3 +260,162 @@ def test_the_sm90_build_keeps_every_operand_in_its_thread_and_under_4_instructio
         assert "warpsPerCTA = [4" in layout, layout
     assert row["hmma_per_group"] == 16 * row["rule"]["units_per_warp"]
     assert row["instructions_per_weight"] < 4.0, row
+
+
+# -- the swap of Linear4bit layers (--nf4-kernel relayout) ----------------------------------------
+
+def linear4bit(k, n, bias=True, dtype=torch.bfloat16, seed=0, quant_type="nf4"):
+    import bitsandbytes as bnb
+
+    torch.manual_seed(seed)
+    layer = bnb.nn.Linear4bit(k, n, bias=bias, compute_dtype=dtype, quant_type=quant_type,
+                              compress_statistics=True)
+    with torch.no_grad():
+        layer.weight.data.normal_(0, 0.02)
+        if bias:
+            layer.bias.data.normal_(0, 0.1)
+    layer = layer.to(dtype=dtype).to("cpu")  # Params4bit quantizes on its first .to(device)
+    layer.support_avx512bf16_for_cpu = False  # keep bitsandbytes' stored layout on this CPU
+    return layer
+
+
+class Attention(torch.nn.Module):
+    def __init__(self, hidden=256, kv=128):
+        super().__init__()
+        self.q_proj = linear4bit(hidden, hidden, seed=1)
+        self.k_proj = linear4bit(hidden, kv, seed=2)
+        self.v_proj = linear4bit(hidden, kv, seed=3)
+        self.o_proj = linear4bit(hidden, hidden, bias=False, seed=4)
+
+
+class MLP(torch.nn.Module):
+    def __init__(self, hidden=256, inter=384):
+        super().__init__()
+        self.gate_proj = linear4bit(hidden, inter, bias=False, seed=5)
+        self.up_proj = linear4bit(hidden, inter, bias=False, seed=6)
+        self.down_proj = linear4bit(inter, hidden, bias=False, seed=7)
+        self.fp4_proj = linear4bit(hidden, 64, bias=False, seed=8, quant_type="fp4")
+
+
+class Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.self_attn = Attention()
+        self.mlp = MLP()
+
+
+def dense(layer):
+    w = BF.dequantize_4bit(layer.weight.data, layer.weight.quant_state).double()
+    return w, (layer.bias.double() if layer.bias is not None else 0)
+
+
+@pytest.fixture()
+def launches(monkeypatch):
+    """Counts the kernel's launches."""
+    from bonsai_ui.engine import nf4_relayout
+
+    count = [0]
+    real = nf4_relayout.relaid_gemv
+
+    def counted(*args, **kwargs):
+        count[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nf4_relayout, "relaid_gemv", counted)
+    return count
+
+
+def test_relayout_swaps_fuses_siblings_and_names_what_it_cannot_read(launches):
+    from bonsai_ui.engine.nf4_linear import RelaidLinear, install_fast_linears, uninstall_fast_linears
+
+    block = Block()
+    attn, mlp = block.self_attn, block.mlp
+    x = torch.randn(1, 1, 256).to(torch.bfloat16)
+    with torch.no_grad():
+        want = {name: getattr(m, name)(x) for m, names in
+                ((attn, ("q_proj", "k_proj", "v_proj", "o_proj")), (mlp, ("gate_proj", "up_proj")))
+                for name in names}
+        note = install_fast_linears(block, "relayout")
+        assert note.startswith("NF4 re-laid-out kernel on 7 of 8 4-bit layers (1 on bitsandbytes: "
+                               "quant type 'fp4' (only nf4 is read)); 2 q/k/v and gate/up groups "
+                               "fused into one launch each; re-laid-out copy "), note
+        assert all(isinstance(getattr(attn, n), RelaidLinear) for n in ("q_proj", "k_proj", "v_proj"))
+        assert attn.q_proj._group is attn.v_proj._group and mlp.gate_proj._group is mlp.up_proj._group
+        assert attn.o_proj._group is not attn.q_proj._group
+        # a decoder's step: q, k, v with the same input -- one launch; gate, up -- one launch
+        got = {n: getattr(attn, n)(x) for n in ("q_proj", "k_proj", "v_proj")}
+        assert launches[0] == 1
+        got.update(gate_proj=mlp.gate_proj(x), up_proj=mlp.up_proj(x), o_proj=attn.o_proj(x))
+        assert launches[0] == 3
+        for name, out in got.items():
+            layer = getattr(attn if name in ("q_proj", "k_proj", "v_proj", "o_proj") else mlp, name)
+            w, b = dense(layer.base_layer)
+            exact = x.double().view(1, -1) @ w.T + b
+            assert out.shape == want[name].shape and out.dtype == torch.bfloat16
+            assert (out.double().view(-1) - exact.view(-1)).abs().max() <= 2 ** -8 * exact.abs().max() + 1e-4
+            torch.testing.assert_close(out, want[name], rtol=2 ** -6, atol=2e-2)  # bitsandbytes' own
+        # k again with the same input: its slice was taken, so a new launch (never a stale one)
+        assert torch.equal(attn.k_proj(x), got["k_proj"]) and launches[0] == 4
+        many = torch.randn(1, 5, 256).to(torch.bfloat16)
+        assert torch.equal(attn.q_proj(many), attn.q_proj.base_layer(many))  # prefill: bitsandbytes
+        assert install_fast_linears(block, "relayout").startswith("NF4 re-laid-out kernel on 7 of 8")
+    assert uninstall_fast_linears(block) == 7
+    assert not any(isinstance(m, RelaidLinear) for m in block.modules())
+
+
+def test_lora_wrapped_siblings_still_fuse_and_keep_their_adapters():
+    import peft  # requirements-test.txt
+
+    from bonsai_ui.engine.nf4_linear import RelaidLinear, install_fast_linears
+
+    block = Block()
+    lora = peft.get_peft_model(block, peft.LoraConfig(r=4, lora_alpha=8,
+                                                      target_modules=["q_proj", "v_proj"],
+                                                      init_lora_weights=False))
+    attn = lora.base_model.model.self_attn
+    x = torch.randn(1, 1, 256).to(torch.bfloat16)
+    with torch.no_grad():
+        want = [attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)]
+        install_fast_linears(lora, "relayout")
+        assert isinstance(attn.q_proj.base_layer, RelaidLinear) and isinstance(attn.k_proj, RelaidLinear)
+        assert attn.q_proj.base_layer._group is attn.k_proj._group is attn.v_proj.base_layer._group
+        got = [attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)]
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=2 ** -6, atol=2e-2)
+
+
+def test_the_static_decoders_fused_step_takes_the_relayout_kernel_without_changes(launches):
+    """A one-layer Qwen2 in 4-bit, the static decoder's one-token step (decode_kernels' fused step,
+    as on a GPU): 4 launches a layer (q/k/v, o, gate/up, down), and the logits of the
+    bitsandbytes step."""
+    import bitsandbytes as bnb
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from bonsai_ui.engine.nf4_linear import install_fast_linears
+    from bonsai_ui.engine.static_decoder import StaticDecoder
+
+    config = Qwen2Config(vocab_size=300, hidden_size=256, intermediate_size=384,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=1024, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    layer = model.model.layers[0]
+    for holder, names in ((layer.self_attn, ("q_proj", "k_proj", "v_proj", "o_proj")),
+                          (layer.mlp, ("gate_proj", "up_proj", "down_proj"))):
+        for i, name in enumerate(names):
+            old = getattr(holder, name)
+            new = linear4bit(old.in_features, old.out_features, bias=old.bias is not None, seed=i)
+            setattr(holder, name, new)
+    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()) == 7
+    ids = ids = torch.randint(0, 300, (12,), generator=torch.Generator().manual_seed(3)).tolist()
+    with torch.no_grad():
+        decoder = StaticDecoder(model, 512, use_graphs=False, fused=True)
+        cache = decoder.new_cache()
+        decoder.prefill(cache, ids, 0)
+        token = torch.tensor([7])
+        want = decoder.step(cache, token, len(ids)).clone()  # bitsandbytes' products
+        assert launches[0] == 0
+        install_fast_linears(model, "relayout")
+        got = decoder.step(cache, token, len(ids))
+    assert launches[0] == 4
+    assert (got - want).abs().max() <= 0.02 * want.abs().max(), (got - want).abs().max()
