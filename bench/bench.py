@@ -172,18 +172,18 @@ def plain_static(backend, prompt, new_tokens):
             "decode_tok_s": (new_tokens - 1) / max(stamps[-1] - stamps[0], 1e-9)}
 
 
-def app_default(name: str):
-    """The app's own default for an option (``python app.py`` with no flags)."""
+# the options bench.py shares with the app: default and choices are the app's own
+# (bonsai_ui.core.settings.APP_OPTIONS), never restated here
+APP_FLAGS = ("decoder", "nf4_kernel", "decode_kernels", "context_length")
+
+
+def build_parser() -> argparse.ArgumentParser:
     from bonsai_ui.core.settings import APP_OPTIONS
 
-    return APP_OPTIONS[name].default
-
-
-def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  epilog="Sections: stream, sampling, reuse, plain, static, ceiling "
-                                        "(--skip); defaults of --decoder, --nf4-kernel and "
-                                        "--decode-kernels are the app's.")
+                                        "(--skip); --decoder, --nf4-kernel, --decode-kernels and "
+                                        "--context-length default to the app's own defaults.")
     ap.add_argument("--config", choices=CONFIGS, required=True)
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--label", default="")
@@ -192,13 +192,18 @@ def main() -> None:
     ap.add_argument("--reuse-lengths", default="1000,2000,4000")
     ap.add_argument("--skip", default="",
                     help="comma list of sections to skip: sampling,plain,static,reuse,ceiling")
-    ap.add_argument("--decoder", default=app_default("decoder"), choices=("auto", "static", "generate"))
-    ap.add_argument("--nf4-kernel", default=app_default("nf4_kernel"), choices=("on", "off"))
-    ap.add_argument("--decode-kernels", default=app_default("decode_kernels"), choices=("on", "off"))
-    ap.add_argument("--context-length", type=int, default=app_default("context_length"))
+    for name in APP_FLAGS:
+        opt = APP_OPTIONS[name]
+        ap.add_argument(opt.flag, dest=name, default=opt.default, type=opt.type, choices=opt.choices,
+                        help=f"as app.py's {opt.flag} (default: the app's, %(default)s)")
     ap.add_argument("--started-at", type=float, default=0.0,
                     help="epoch seconds when the process was launched (date +%%s.%%N), for cold start")
     ap.add_argument("--out", default="")
+    return ap
+
+
+def main() -> None:
+    ap = build_parser()
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 

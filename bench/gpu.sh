@@ -30,7 +30,14 @@
 #             -d 1271 -r 3), and the app's bench in the same call; prints the ratios      ~10-12
 #             (the build takes ~7 of them: if the call stops at its limit, run it again on the
 #             warm machine; finished steps are skipped)
-#   nf4       the NF4 kernel against bitsandbytes per layer shape, 7B and 32B (bench/nf4_bench.py) ~4
+#   nf4       the NF4 kernels (nf4_gemv, relayout) against bitsandbytes' gemm_4bit and gemv_4bit per
+#             layer shape, 7B and 32B (bench/nf4_bench.py)                                     ~5
+#   issue26   the re-laid-out kernel (--nf4-kernel relayout), in resumable steps over 2-3 calls run
+#             back to back: per layer 7B and 32B (nf4_bench.py), then the 7B decode with the
+#             default kernel, relayout and llama.cpp Q4_K_M / Q4_0 in one call with the ratios,
+#             then same input, same tokens at 1,000 new (greedy, seeded, reuse), the relayout GPU
+#             tests, and the 32B shape's repeat check if time is left. llama.cpp builds detached
+#             from the first call on. Results: issue26*-CARD-DATE.* (4 files)      3 x ~9.5
 #   ablation  the ablation sweep with reuse against full re-encodes, 7B, two reasoning lengths
 #             (bench/ablation_bench.py)                                                       ~4
 #   profile   where one 7B decode step's time goes, fused step and PyTorch step (profile_step.py) ~3
@@ -43,13 +50,13 @@
 #             (bench/fbq_bench.py)                                                             ~6
 set -uo pipefail
 cd "$(dirname "$0")/.."
-SUITES="tests speed repeat peer nf4 ablation profile ncu probe fbq"
+SUITES="tests speed repeat peer nf4 issue26 ablation profile ncu probe fbq"
 if [ $# -eq 0 ]; then
     sed -n '2,/^set -uo/p' "$0" | sed '$d' | cut -c3-
     exit 2
 fi
 for s in "$@"; do
-    case " $SUITES " in *" $s "*) ;; *) echo "unknown suite: $s (one of: $SUITES)"; exit 2 ;; esac
+    case " $SUITES peer-prepare " in *" $s "*) ;; *) echo "unknown suite: $s (one of: $SUITES)"; exit 2 ;; esac
 done
 
 OUT=${OUT:-bench/results/tmp}
@@ -58,14 +65,19 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OF
 T0=$(date +%s)
 say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 
-# the carried wheels, installed once a machine
-if [ ! -f /tmp/site/.installed ] || [ "$(cat /tmp/site/.installed)" != "$(ls .whl)" ]; then
+DRY=${GPU_SH_DRY:-0}  # 1: print the steps a suite would run (issue26), run nothing -- on any machine
+if [ "$DRY" = 1 ]; then
+    echo "dry run: $*"
+elif [ ! -f /tmp/site/.installed ] || [ "$(cat /tmp/site/.installed)" != "$(ls .whl)" ]; then
+    # the carried wheels, installed once a machine
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         || { echo "installing .whl/ failed: run bench/prepare_gpu_assets.sh here and carry .whl"; exit 1; }
     ls .whl > /tmp/site/.installed
 fi
 export PYTHONPATH=/tmp/site:$PWD
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+if [ "$DRY" = 1 ]; then echo "dry-run card, 0 MiB, none" > "$OUT/gpu.txt"; else
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+fi
 CARD_NAME=$(head -1 "$OUT/gpu.txt" | cut -d, -f1)
 CARD=$(echo "$CARD_NAME" | tr 'A-Z' 'a-z' | grep -oE '\b[a-z]{1,2}[0-9]{2,4}[a-z]?\b' | head -1)
 CARD=${CARD:-gpu}
@@ -206,45 +218,38 @@ suite_repeat() {
             --modes greedy,seeded --new-tokens 1000 > "$OUT/logs/repeat-32b.log" 2>&1
     fi
     say "repeat done"
-    [ -s "$out" ] && python3 - "$out" <<'PY'
-import json, sys
-for l in open(sys.argv[1]):
-    r = json.loads(l)
-    if "identical" in r:
-        print(f"  {r['label']} {r['config']} {r['mode']}: identical={r['identical']} "
-              f"(runs {r['repeats_agree']}, reuse {r['reuse_agree']} with {r['reused_tokens']} reused, "
-              f"fresh {r['fresh_agree']} of {r['new_tokens']} tokens)")
-PY
+    repeat_summary "$out"
 }
 
-suite_peer() {
-    local src=/tmp/llama.cpp bin=/tmp/llama.cpp/build/bin out; out=$(name peer)
+# llama.cpp's CUDA tools (llama-bench, llama-quantize) from the vendored sources, once a machine
+LLAMA_SRC=/tmp/llama.cpp
+LLAMA_BIN=/tmp/llama.cpp/build/bin
+GGUF=/tmp/qwen2.5-7b-gguf
+peer_tools() {
+    [ -x $LLAMA_BIN/llama-bench ] && [ -x $LLAMA_BIN/llama-quantize ] && return 0
     [ -f .gpu_assets/llama.cpp-src.tar.xz ] || { echo "no .gpu_assets/llama.cpp-src.tar.xz: run bench/prepare_gpu_assets.sh"; return 1; }
-    [ -f $src/CMakeLists.txt ] || tar xJf .gpu_assets/llama.cpp-src.tar.xz -C /tmp
-    if [ ! -x $bin/llama-bench ] || [ ! -x $bin/llama-quantize ]; then
-        [ -d /tmp/buildtools/cmake ] || python3 -m pip install -q --no-index --no-deps --target /tmp/buildtools \
-            .gpu_assets/build-tools/*.whl
-        local cmake ninja nvcc
-        cmake=$(ls /tmp/buildtools/cmake/data/bin/cmake 2>/dev/null | head -1)  # the binaries, not the
-        ninja=$(ls /tmp/buildtools/ninja/data/bin/ninja /tmp/buildtools/bin/ninja 2>/dev/null | head -1)  # wrappers
-        nvcc=$(ls /usr/local/cuda*/bin/nvcc 2>/dev/null | head -1)
-        [ -n "$cmake" ] && [ -n "$ninja" ] && [ -n "$nvcc" ] || { echo "cmake ($cmake), ninja ($ninja) or nvcc ($nvcc) missing"; return 1; }
-        export CUDACXX=$nvcc PATH=$(dirname "$nvcc"):$PATH
-        (   # the CUDA build of the two tools, in the background while the model is made and converted
-            "$cmake" -S $src -B $src/build -G Ninja -DCMAKE_MAKE_PROGRAM="$ninja" -DCMAKE_BUILD_TYPE=Release \
-                -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
-                -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
-            && "$cmake" --build $src/build --target llama-bench llama-quantize -j $(( $(nproc) - 3 ))
-        ) > "$OUT/logs/peer-build.log" 2>&1 &
-        local builder=$!
-        say "building llama.cpp (CUDA) in the background"
-    fi
-    build qwen2.5-7b || return 1
-    local gguf=/tmp/qwen2.5-7b-gguf
-    mkdir -p $gguf
-    if [ ! -f $gguf/q4_k_m.gguf ] || [ ! -f $gguf/q4_0.gguf ]; then
-        [ -f $gguf/bf16.gguf ] || { python3 - $src /tmp/qwen2.5-7b --outtype bf16 --outfile $gguf/bf16.gguf.part \
-            > "$OUT/logs/peer-convert.log" 2>&1 <<'PY' && mv $gguf/bf16.gguf.part $gguf/bf16.gguf
+    [ -f $LLAMA_SRC/CMakeLists.txt ] || tar xJf .gpu_assets/llama.cpp-src.tar.xz -C /tmp
+    [ -d /tmp/buildtools/cmake ] || python3 -m pip install -q --no-index --no-deps --target /tmp/buildtools \
+        .gpu_assets/build-tools/*.whl
+    local cmake ninja nvcc
+    cmake=$(ls /tmp/buildtools/cmake/data/bin/cmake 2>/dev/null | head -1)  # the binaries, not the
+    ninja=$(ls /tmp/buildtools/ninja/data/bin/ninja /tmp/buildtools/bin/ninja 2>/dev/null | head -1)  # wrappers
+    nvcc=$(ls /usr/local/cuda*/bin/nvcc 2>/dev/null | head -1)
+    [ -n "$cmake" ] && [ -n "$ninja" ] && [ -n "$nvcc" ] || { echo "cmake ($cmake), ninja ($ninja) or nvcc ($nvcc) missing"; return 1; }
+    export CUDACXX=$nvcc PATH=$(dirname "$nvcc"):$PATH
+    "$cmake" -S $LLAMA_SRC -B $LLAMA_SRC/build -G Ninja -DCMAKE_MAKE_PROGRAM="$ninja" -DCMAKE_BUILD_TYPE=Release \
+        -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+        -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
+    && "$cmake" --build $LLAMA_SRC/build --target llama-bench llama-quantize -j $(( $(nproc) - 3 ))
+}
+
+peer_ggufs() {  # [BUILDER_PID]: /tmp/qwen2.5-7b as GGUF Q4_K_M and Q4_0 (the bf16 step needs no build)
+    local builder=${1:-}
+    [ -f $GGUF/q4_k_m.gguf ] && [ -f $GGUF/q4_0.gguf ] && return 0
+    mkdir -p $GGUF
+    [ -f $LLAMA_SRC/CMakeLists.txt ] || tar xJf .gpu_assets/llama.cpp-src.tar.xz -C /tmp
+    [ -f $GGUF/bf16.gguf ] || { python3 - $LLAMA_SRC /tmp/qwen2.5-7b --outtype bf16 --outfile $GGUF/bf16.gguf.part \
+        > "$OUT/logs/peer-convert.log" 2>&1 <<'PY' && mv $GGUF/bf16.gguf.part $GGUF/bf16.gguf
 # llama.cpp's convert_hf_to_gguf.py with two allowances for this folder: SmolLM2's tokenizer, whose
 # pre-tokenizer hash is not in the converter's list (it is SmolLM2's, so "smollm" is right), and no
 # sentencepiece (a folder without tokenizer.model is then a BPE tokenizer, as it is anyway)
@@ -269,49 +274,236 @@ except ImportError:
 sys.argv = [str(src / "convert_hf_to_gguf.py"), *sys.argv[2:]]
 runpy.run_path(sys.argv[0], run_name="__main__")
 PY
-        }
-        [ -f $gguf/bf16.gguf ] || { say "conversion failed:"; tail -5 "$OUT/logs/peer-convert.log"; return 1; }
-        say "converted to GGUF bf16"
-        [ -n "${builder:-}" ] && { wait "$builder"; say "llama.cpp build rc=$?"; tail -2 "$OUT/logs/peer-build.log"; }
-        [ -x $bin/llama-quantize ] || { say "no llama-quantize: see $OUT/logs/peer-build.log"; return 1; }
-        local q
-        for q in q4_k_m q4_0; do
-            [ -f $gguf/$q.gguf ] || { $bin/llama-quantize $gguf/bf16.gguf $gguf/$q.gguf.part ${q^^} \
-                > "$OUT/logs/peer-quantize-$q.log" 2>&1 && mv $gguf/$q.gguf.part $gguf/$q.gguf; } &
-        done
-        wait
-        [ -f $gguf/q4_k_m.gguf ] && [ -f $gguf/q4_0.gguf ] || { say "quantization failed: see $OUT/logs/peer-quantize-*.log"; return 1; }
-        rm -f $gguf/bf16.gguf  # 15 GB of disk back
-        say "quantized: $(ls $gguf)"
-    fi
-    [ -n "${builder:-}" ] && wait "$builder" 2>/dev/null
+    }
+    [ -f $GGUF/bf16.gguf ] || { say "conversion failed:"; tail -5 "$OUT/logs/peer-convert.log"; return 1; }
+    say "converted to GGUF bf16"
+    [ -n "$builder" ] && { wait "$builder"; say "llama.cpp build rc=$?"; tail -2 "$OUT/logs/peer-build.log"; }
+    [ -x $LLAMA_BIN/llama-quantize ] || { say "no llama-quantize: see the build log"; return 1; }
     local q
     for q in q4_k_m q4_0; do
-        timeout 200 $bin/llama-bench -m $gguf/$q.gguf -ngl 99 -fa 1 -p 0 -n 256 -d 1271 -r 3 -o jsonl \
+        [ -f $GGUF/$q.gguf ] || { $LLAMA_BIN/llama-quantize $GGUF/bf16.gguf $GGUF/$q.gguf.part ${q^^} \
+            > "$OUT/logs/peer-quantize-$q.log" 2>&1 && mv $GGUF/$q.gguf.part $GGUF/$q.gguf; } &
+    done
+    wait
+    [ -f $GGUF/q4_k_m.gguf ] && [ -f $GGUF/q4_0.gguf ] || { say "quantization failed: see $OUT/logs/peer-quantize-*.log"; return 1; }
+    rm -f $GGUF/bf16.gguf  # 15 GB of disk back
+    say "quantized: $(ls $GGUF)"
+}
+
+peer_llama_bench() {  # OUT_FILE: llama-bench on both GGUFs at 1,271 tokens of context, rows appended
+    local q
+    for q in q4_k_m q4_0; do
+        timeout 200 $LLAMA_BIN/llama-bench -m $GGUF/$q.gguf -ngl 99 -fa 1 -p 0 -n 256 -d 1271 -r 3 -o jsonl \
             > "$OUT/logs/peer-llama-bench-$q.jsonl" 2> "$OUT/logs/peer-llama-bench-$q.log"
         say "llama-bench $q rc=$?"
         grep '^{' "$OUT/logs/peer-llama-bench-$q.jsonl" | python3 -c "
 import json, sys
 for l in sys.stdin:
     r = json.loads(l); r['quant'] = '$q'; r['bench'] = 'llama-bench'
-    print(json.dumps(r))" >> "$out"
+    print(json.dumps(r))" >> "$1"
     done
-    timeout 200 $BENCH --model /tmp/qwen2.5-7b --label qwen2.5-7b --skip sampling,plain,static,reuse \
-        --out "$out" > "$OUT/logs/peer-app.log" 2>&1
-    say "the app's bench rc=$?"
-    python3 - "$out" <<'PY'
+}
+
+peer_ratios() {  # FILE: every app row against every llama-bench row of the file (the last of each)
+    python3 - "$1" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 peer = {r["quant"]: r for r in rows if r.get("bench") == "llama-bench"}
-app = [r for r in rows if r.get("config")]
-if not app:
+apps = {}
+for r in rows:
+    if r.get("config") and "stream" in r:
+        apps[r.get("label")] = r  # the last line of a run holds every section
+if not apps:
     sys.exit("no figure from the app's bench")
-a = app[-1]["stream"]["decode_tok_s"]
-print(f"  the app ({app[-1]['decoder']}): {a:.1f} tok/s at {app[-1]['prompt_tokens']} tokens of context")
-for q, r in peer.items():
-    ts = r.get("avg_ts") or 0
-    print(f"  llama.cpp {q.upper()} ({r.get('model_type', '')}): {ts:.1f} ± {r.get('stddev_ts', 0):.1f} tok/s "
-          f"-> the app is {a / ts:.2f}x" if ts else f"  llama.cpp {q}: no figure")
+base = next((r for label, r in apps.items() if r.get("nf4_kernel") == "on"), None)
+for label, r in apps.items():
+    a = r["stream"]["decode_tok_s"]
+    line = [f"  the app, --nf4-kernel {r.get('nf4_kernel')} ({label}): {a:.1f} tok/s at {r['prompt_tokens']} tokens of context"]
+    if "share_of_ceiling_pct" in r:
+        line.append(f"{r['share_of_ceiling_pct']} % of the copy ceiling ({r['ceiling_tok_s']} tok/s at {r['copy_bandwidth_tb_s']} TB/s)")
+    if base is not None and r is not base:
+        line.append(f"{a / base['stream']['decode_tok_s']:.2f}x the default kernel")
+    for q, p in peer.items():
+        ts = p.get("avg_ts") or 0
+        if ts:
+            line.append(f"{a / ts:.2f}x llama.cpp {q.upper()}")
+    print("; ".join(line))
+for q, p in peer.items():
+    ts = p.get("avg_ts") or 0
+    print(f"  llama.cpp {q.upper()} ({p.get('model_type', '')}): {ts:.1f} ± {p.get('stddev_ts', 0):.1f} tok/s" if ts
+          else f"  llama.cpp {q}: no figure")
+PY
+}
+
+suite_peer() {
+    local out; out=$(name peer)
+    local builder=""
+    if [ ! -x $LLAMA_BIN/llama-bench ] || [ ! -x $LLAMA_BIN/llama-quantize ]; then
+        peer_tools > "$OUT/logs/peer-build.log" 2>&1 &  # while the model is made and converted
+        builder=$!
+        say "building llama.cpp (CUDA) in the background"
+    fi
+    build qwen2.5-7b || return 1
+    peer_ggufs "$builder" || return 1
+    [ -n "$builder" ] && wait "$builder" 2>/dev/null
+    peer_llama_bench "$out"
+    timeout 200 $BENCH --model /tmp/qwen2.5-7b --label qwen2.5-7b --skip sampling,plain,static,reuse \
+        --out "$out" > "$OUT/logs/peer-app.log" 2>&1
+    say "the app's bench rc=$?"
+    peer_ratios "$out"
+}
+
+suite_peer-prepare() {  # (not a suite to ask for: issue26 starts it detached) tools, then GGUFs
+    peer_tools > "$OUT/logs/peer-build.log" 2>&1
+    say "llama.cpp build rc=$?"
+    local waited=0
+    while [ ! -f /tmp/qwen2.5-7b/config.json ] && [ $waited -lt 1500 ]; do sleep 10; waited=$((waited + 10)); done
+    peer_ggufs
+}
+
+# issue26: the re-laid-out NF4 kernel (--nf4-kernel relayout) against the default kernel,
+# bitsandbytes 0.50 and llama.cpp, in steps that a call skips once done (markers in /tmp/issue26):
+# run `bash bench/gpu.sh issue26` again, back to back (a machine is kept ~30 s after a call), until
+# it prints "issue26: every step done". A step starts only if the call has time left for it
+# (GPU_CALL_S, default 570 s of the 600 a call may run); llama.cpp's build and GGUFs run detached
+# (setsid) from the first call on, so they go on between calls; nothing is built twice.
+ISSUE26=/tmp/issue26
+suite_issue26() {
+    mkdir -p $ISSUE26/logs $ISSUE26/bg/logs
+    local res=$ISSUE26/issue26.jsonl summary=$ISSUE26/summary.txt
+    local budget=${GPU_CALL_S:-570}
+    publish() {  # what comes back: at most a few files (the device tool returns 8)
+        cp $res "$(name issue26)" 2>/dev/null
+        cp $summary "$(name issue26-summary txt)" 2>/dev/null
+        tar czf "$(name issue26-logs tar.gz)" -C $ISSUE26 logs bg/logs 2>/dev/null
+    }
+    note() { echo "$*" | tee -a $summary; }
+    # a step: NAME SECONDS -- run unless done; stop the call if it would not finish in time
+    want() {
+        [ -f $ISSUE26/done.$1 ] && return 1
+        if [ "$DRY" = 1 ]; then
+            DRY_S=$(( ${DRY_S:-0} + $2 )); say "issue26 (dry): would run $1, ~$2 s (${DRY_S} s so far)"
+            return 1
+        fi
+        local left=$(( budget - ($(date +%s) - T0) ))
+        if [ $left -lt $2 ]; then
+            say "issue26: $1 needs ~$2 s, $left s left in this call: run the same command again"
+            STOP=1; return 1
+        fi
+        say "issue26: $1 (~$2 s)"
+        return 0
+    }
+    done_() { touch $ISSUE26/done.$1; publish; }
+    STOP=0
+    # llama.cpp's tools and the two GGUFs, detached: they need the 7B folder, built below
+    if [ "$DRY" = 1 ]; then
+        say "issue26 (dry): would start llama.cpp's build and the GGUFs, detached"
+    elif { [ ! -f $GGUF/q4_k_m.gguf ] || [ ! -f $GGUF/q4_0.gguf ]; } && \
+            ! { [ -f $ISSUE26/bg.pid ] && kill -0 "$(cat $ISSUE26/bg.pid)" 2>/dev/null; }; then
+        OUT=$ISSUE26/bg setsid bash bench/gpu.sh peer-prepare > $ISSUE26/bg/logs/peer-prepare.log 2>&1 < /dev/null &
+        echo $! > $ISSUE26/bg.pid
+        say "issue26: llama.cpp build and GGUF conversion started, detached (pid $(cat $ISSUE26/bg.pid))"
+    fi
+    if want model-7b 120; then
+        build qwen2.5-7b && done_ model-7b || STOP=1
+    fi
+    # 1. per layer, 7B then 32B: nf4_gemv, relayout (alone and fused as launched), bitsandbytes'
+    #    gemm_4bit and gemv_4bit; GB/s and share of the copy bandwidth (the 7B with the relayout
+    #    kernel's config sweep, the 32B with its rule's config only)
+    local m sweep est
+    for m in 7b 32b; do
+        [ $STOP = 1 ] && break
+        [ $m = 7b ] && { sweep=${NF4_BENCH_RELAID_SWEEP_S:-90}; est=200; } || { sweep=0; est=150; }
+        if want micro-$m $est; then
+            NF4_BENCH_RELAID_SWEEP_S=$sweep timeout $((est + 60)) python3 bench/nf4_bench.py $ISSUE26/micro.jsonl \
+                --models qwen2.5-$m > $ISSUE26/logs/micro-$m.log 2>&1
+            local rc=$?
+            grep -v "^{" $ISSUE26/logs/micro-$m.log | tail -12 | tee -a $summary
+            say "micro-$m rc=$rc"
+            cp $ISSUE26/micro.jsonl "$(name issue26-micro)" 2>/dev/null
+            [ $rc = 0 ] && done_ micro-$m
+        fi
+    done
+    # 2. the 7B decode at 1,271 tokens of context, 256 new: default kernel, relayout, llama.cpp
+    #    Q4_K_M and Q4_0, all in one call (if the GGUFs are not ready yet, the repeat check runs
+    #    first and this comes back after it)
+    step_e2e() {
+        [ $STOP = 0 ] && [ ! -f $ISSUE26/done.e2e-7b ] || return 0
+        if [ "$DRY" = 1 ]; then [ -z "${DRY_E2E:-}" ] && { DRY_E2E=1; want e2e-7b 300; }; return 0; fi
+        if [ ! -f $GGUF/q4_k_m.gguf ] || [ ! -f $GGUF/q4_0.gguf ]; then
+            say "issue26: e2e-7b waits for the GGUFs (detached build: $(tail -1 $ISSUE26/bg/logs/peer-prepare.log 2>/dev/null | cut -c1-120))"
+            return 0
+        fi
+        want e2e-7b 300 || return 0
+        local e2e=$ISSUE26/e2e-7b.jsonl k
+        : > $e2e
+        for k in on relayout; do
+            timeout 200 $BENCH --model /tmp/qwen2.5-7b --label qwen2.5-7b-nf4-$k --nf4-kernel $k \
+                --skip sampling,plain,static,reuse --out $e2e > $ISSUE26/logs/e2e-7b-$k.log 2>&1
+            say "the app, --nf4-kernel $k, rc=$?"
+        done
+        OUT=$ISSUE26 peer_llama_bench $e2e
+        peer_ratios $e2e | tee -a $summary
+        cat $e2e >> $res
+        grep -q '"nf4_kernel": "relayout"' $e2e && done_ e2e-7b
+    }
+    step_e2e
+    # 3. same input, same tokens: 1,000 new, greedy and seeded, three runs, prefix reuse, a fresh
+    #    session, on the relayout kernel (bench/repeat_check.py)
+    if [ $STOP = 0 ] && want repeat-7b 200; then
+        timeout 300 python3 bench/repeat_check.py --decoders static --model /tmp/qwen2.5-7b \
+            --label qwen2.5-7b-relayout --config unsloth-4bit --nf4-kernel relayout --modes greedy,seeded \
+            --out $ISSUE26/repeat.jsonl > $ISSUE26/logs/repeat-7b.log 2>&1
+        say "repeat-7b rc=$?"
+        repeat_summary $ISSUE26/repeat.jsonl | tee -a $summary
+        cat $ISSUE26/repeat.jsonl >> $res 2>/dev/null
+        grep -q '"identical"' $ISSUE26/repeat.jsonl 2>/dev/null && done_ repeat-7b
+    fi
+    step_e2e  # if it waited for the GGUFs
+    if [ $STOP = 0 ] && [ "$DRY" != 1 ] && [ ! -f $ISSUE26/done.e2e-7b ]; then
+        local waited=0  # nothing else to do before it: wait for the detached build, while time lasts
+        while { [ ! -f $GGUF/q4_k_m.gguf ] || [ ! -f $GGUF/q4_0.gguf ]; } && \
+                [ -f $ISSUE26/bg.pid ] && kill -0 "$(cat $ISSUE26/bg.pid)" 2>/dev/null && \
+                [ $(( budget - ($(date +%s) - T0) )) -gt 300 ]; do
+            sleep 10; waited=$((waited + 10))
+        done
+        [ $waited -gt 0 ] && say "waited $waited s for the GGUFs"
+        step_e2e
+        [ -f $ISSUE26/done.e2e-7b ] || { say "issue26: e2e-7b not run yet (GGUFs: $(ls $GGUF 2>/dev/null | tr '\n' ' ')): run the same command again"; STOP=1; }
+    fi
+    # 4. the GPU tests of the relayout kernel: every 7B/32B shape exact, repeats, graph replay
+    if [ $STOP = 0 ] && want tests 180; then
+        timeout 230 python3 -m pytest -q -p no:cacheprovider tests/test_nf4_gpu.py -k "relaid" \
+            > $ISSUE26/logs/tests.log 2>&1
+        say "tests rc=$?"; tail -3 $ISSUE26/logs/tests.log | tee -a $summary
+        done_ tests
+    fi
+    # 5. 32B: the model (NF4 as made, ~5 min), then its repeat check
+    if [ $STOP = 0 ] && want model-32b 320; then
+        build32 && done_ model-32b || STOP=1
+    fi
+    if [ $STOP = 0 ] && want repeat-32b 300; then
+        timeout 320 python3 bench/repeat_check.py --decoders static --model /tmp/qwen2.5-32b-nf4 \
+            --label qwen2.5-32b-relayout --config unsloth-4bit --nf4-kernel relayout --modes greedy,seeded \
+            --new-tokens 1000 --out $ISSUE26/repeat.jsonl > $ISSUE26/logs/repeat-32b.log 2>&1
+        say "repeat-32b rc=$?"
+        repeat_summary $ISSUE26/repeat.jsonl | tee -a $summary
+        done_ repeat-32b
+    fi
+    [ "$DRY" = 1 ] && { say "issue26 (dry): ~${DRY_S:-0} s of steps, ~$(( (${DRY_S:-0} + budget - 1) / budget )) calls of ${budget} s"; return 0; }
+    publish
+    [ $STOP = 0 ] && say "issue26: every step done" || say "issue26: not finished: run the same command again"
+}
+
+repeat_summary() {  # FILE: each configuration's identity check, one line each
+    [ -s "$1" ] && python3 - "$1" <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if "identical" in r:
+        print(f"  {r['label']} {r['config']} {r['mode']}: identical={r['identical']} "
+              f"(runs {r['repeats_agree']}, reuse {r['reuse_agree']} with {r['reused_tokens']} reused, "
+              f"fresh {r['fresh_agree']} of {r['new_tokens']} tokens)")
 PY
 }
 

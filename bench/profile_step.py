@@ -11,7 +11,7 @@ step's wall time. What it answers: of a 7B 4-bit step, how much is the 4-bit pro
 much the many small kernels around them (``--decode-kernels off``: the step in PyTorch operations).
 
 usage: python bench/profile_step.py --model /tmp/qwen2.5-7b [--config unsloth-4bit]
-                                   [--nf4-kernel on|off] [--decode-kernels on|off] [--out FILE]
+                                   [--nf4-kernel on|off|relayout] [--decode-kernels on|off] [--out FILE]
 `bash bench/gpu.sh profile` runs it with the fused step and the PyTorch step. Results:
 bench/results/profile-7b-*.jsonl; docs/benchmarks.md, "GPU decode speed" (where a step's time goes).
 """
@@ -53,7 +53,8 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--label", default="")
     ap.add_argument("--config", choices=CONFIGS, default="unsloth-4bit")
-    ap.add_argument("--nf4-kernel", default=APP_OPTIONS["nf4_kernel"].default, choices=("on", "off"))
+    ap.add_argument("--nf4-kernel", default=APP_OPTIONS["nf4_kernel"].default,
+                    choices=APP_OPTIONS["nf4_kernel"].choices)
     ap.add_argument("--decode-kernels", default=APP_OPTIONS["decode_kernels"].default,
                     choices=("on", "off"))
     ap.add_argument("--out", default="")

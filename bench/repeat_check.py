@@ -67,7 +67,8 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default="greedy,seeded")
-    parser.add_argument("--nf4-kernel", default=APP_OPTIONS["nf4_kernel"].default, choices=("on", "off"))
+    parser.add_argument("--nf4-kernel", default=APP_OPTIONS["nf4_kernel"].default,
+                        choices=APP_OPTIONS["nf4_kernel"].choices)
     parser.add_argument("--decode-kernels", default=APP_OPTIONS["decode_kernels"].default,
                         choices=("on", "off"))
     parser.add_argument("--out", default="")

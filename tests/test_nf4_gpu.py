@@ -73,3 +73,78 @@ def test_nf4_linear_replays_in_a_cuda_graph():
         first = out.clone()
         graph.replay()
         assert torch.equal(out, first)
+
+
+# -- the re-laid-out kernel (--nf4-kernel relayout, nf4_relayout.py) --------------------------------
+
+# every 7B and 32B linear, alone and as the kernel launches them fused: (name, parts, in_features,
+# bias); q/k/v have a bias in Qwen2.5
+RELAID_SHAPES = [
+    ("7b q/k/v", (3584, 512, 512), 3584, True), ("7b o", (3584,), 3584, False),
+    ("7b gate/up", (18944, 18944), 3584, False), ("7b down", (3584,), 18944, False),
+    ("7b k alone", (512,), 3584, True),
+    ("32b q/k/v", (5120, 1024, 1024), 5120, True), ("32b o", (5120,), 5120, False),
+    ("32b gate/up", (27648, 27648), 5120, False), ("32b down", (5120,), 27648, False),
+    ("0.5b q/k/v (K padded)", (896, 128, 128), 896, True),
+]
+
+
+@pytest.mark.parametrize("name,parts,k,has_bias", RELAID_SHAPES, ids=[s[0] for s in RELAID_SHAPES])
+def test_the_relaid_kernel_reads_bitsandbytes_weights_exactly_and_repeats(name, parts, k, has_bias):
+    import bitsandbytes.functional as BF
+
+    from bonsai_ui.engine.nf4_relayout import (RelaidConfig, dequantize_relaid, relaid_gemv,
+                                               relayout, unlayout)
+
+    layers = [quantized(n, k) for n in parts]
+    r = relayout(layers)
+    deq = torch.cat([BF.dequantize_4bit(p, qs) for p, qs in layers])
+    for (p, qs), (codes, absmax), w in zip(layers, unlayout(r), dequantize_relaid(r)):
+        assert torch.equal(codes, p.view(-1))  # the re-layout round-trips on the GPU too
+        nested = BF.dequantize_blockwise(qs.absmax, qs.state2)
+        nested += qs.offset
+        assert torch.equal(absmax, nested.float())  # bitsandbytes' CUDA absmax, bit for bit
+        assert torch.equal(w, BF.dequantize_4bit(p, qs))
+    cols = [0, 1, 63, 64, 255, 256, k // 2 + 1, k - 1]
+    probe = torch.zeros(len(cols), k, device="cuda", dtype=torch.bfloat16)
+    probe[torch.arange(len(cols)), torch.tensor(cols)] = 1
+    units = -(-k // 256)
+    configs = [None, RelaidConfig(sums="fma"), RelaidConfig(4, 2, 1), RelaidConfig(2, 1, 1, prefetch=False)]
+    configs = [c for c in configs if c is None or units % c.units_per_warp == 0]
+    for cfg in configs:  # the rule's pick, the CUDA-core sums, and a few others
+        got = torch.stack([relaid_gemv(p.view(1, k), r, None, cfg).view(-1) for p in probe], 1)
+        assert torch.equal(got, deq[:, cols]), cfg  # the compiled lookup: dequantize_4bit's values
+    bias = torch.randn(sum(parts), device="cuda", dtype=torch.bfloat16) if has_bias else None
+    x = torch.randn(1, 1, k, device="cuda", dtype=torch.bfloat16)
+    want = x.float().view(1, k) @ deq.float().T + (bias.float() if has_bias else 0)
+    for cfg in configs:
+        out = relaid_gemv(x, r, bias, cfg)
+        torch.testing.assert_close(out.float().view(1, -1), want, rtol=2 ** -7, atol=1e-3)
+        assert all(torch.equal(out, relaid_gemv(x, r, bias, cfg)) for _ in range(20)), cfg
+
+
+def test_relaid_linears_replay_fused_in_a_cuda_graph():
+    import bitsandbytes as bnb
+
+    from bonsai_ui.engine.nf4_linear import RelaidGroup, RelaidLinear
+
+    torch.manual_seed(0)
+    layers = [bnb.nn.Linear4bit(3584, n, bias=True, compute_dtype=torch.bfloat16, quant_type="nf4")
+              .to(torch.bfloat16).to("cuda") for n in (3584, 512, 512)]
+    group = RelaidGroup(layers)
+    q, k, v = (RelaidLinear(m, group, i) for i, m in enumerate(layers))
+    x = torch.randn(1, 1, 3584, device="cuda", dtype=torch.bfloat16)
+    with torch.no_grad():
+        eager = [q(x), k(x), v(x)]
+        for got, m in zip(eager, layers):
+            torch.testing.assert_close(got, m(x), rtol=2 ** -6, atol=2e-2)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outs = [q(x), k(x), v(x)]  # one launch recorded
+        x.copy_(torch.randn_like(x))
+        graph.replay()
+        fresh = [q(x), k(x), v(x)]
+        assert all(torch.equal(a, b) for a, b in zip(outs, fresh))  # split-K counters reset
+        first = [o.clone() for o in outs]
+        graph.replay()
+        assert all(torch.equal(a, b) for a, b in zip(outs, first))

@@ -175,9 +175,12 @@ APP_OPTIONS: dict[str, Option] = {
                          "batch-1 product of bitsandbytes NF4 layers in the static decoder: on (the "
                          "project's Triton kernel: byte-permute table lookups and float32 sums in a "
                          "fixed order over the weights as stored, bit for bit dequantize_4bit's; layers it cannot "
-                         "read stay on bitsandbytes, named in the loading line) or off (bitsandbytes' "
-                         "gemv_4bit: 3.85 against 3.27 ms a 7B token's linears on an H200)",
-                         choices=("on", "off")),
+                         "read stay on bitsandbytes, named in the loading line), off (bitsandbytes' "
+                         "gemv_4bit: 3.85 against 3.27 ms a 7B token's linears on an H200) or "
+                         "relayout (not yet timed: the weights re-laid out once at load, a second "
+                         "copy of them, read by tensor-core products from registers, q/k/v and "
+                         "gate/up in one launch each; bench/nf4_sass.py)",
+                         choices=("on", "off", "relayout")),
     "decode_kernels": Option("--decode-kernels", "BONSAI_DECODE_KERNELS", "on",
                              "the static decoder's one-token step on CUDA: on (fused Triton kernels "
                              "for RMSNorm, rotary embedding + cache write and attention; "

@@ -178,8 +178,8 @@ class TransformersBackend:
 
         Asking for ``static`` on a model it can't run is a load error, not a silent fallback. With
         the static decoder on CUDA, bitsandbytes NF4 layers get the project's batch-1 kernel
-        (``nf4_linear``) when ``nf4_kernel`` is ``on``; it is installed before the graphs are
-        captured, so they record it.
+        (``nf4_linear``) when ``nf4_kernel`` is ``on`` (or the re-laid-out one, ``relayout``); it
+        is installed before the graphs are captured, so they record it.
         """
         self._fast_linears(False)
         if mode == "generate" or (mode == "auto" and self.model.device.type != "cuda"):
@@ -196,7 +196,8 @@ class TransformersBackend:
                 raise LoadError(f"--decoder static: {reason}")
             self.decoder, self.decoder_note = None, f"generate ({reason} needs it)"
             return
-        kernel_note = self._fast_linears(nf4_kernel == "on" and self.model.device.type == "cuda")
+        kernel_note = self._fast_linears(nf4_kernel != "off" and self.model.device.type == "cuda",
+                                         nf4_kernel)
         decoder = StaticDecoder(self.model, self.context_length,
                                 fused=decode_kernels == "on" and self.model.device.type == "cuda")
         try:  # capture every graph now, and run once: a failure shows at load, not mid-demo
@@ -223,10 +224,10 @@ class TransformersBackend:
         self.decoder_note = "static KV cache" + (" + CUDA graphs" if decoder.use_graphs else "") + \
             "".join(f"; {note}" for note in (fused_note, kernel_note) if note)
 
-    def _fast_linears(self, on: bool) -> str:
-        """Put the NF4 batch-1 kernel on the model's 4-bit layers (or take it off); the note says
-        on how many, and why any stay on bitsandbytes. Imported only when asked for: it needs
-        bitsandbytes and Triton."""
+    def _fast_linears(self, on: bool, kernel: str = "on") -> str:
+        """Put an NF4 batch-1 kernel (``kernel``: ``on``, nf4_gemv; ``relayout``, nf4_relayout)
+        on the model's 4-bit layers (or take it off); the note says on how many, and why any stay
+        on bitsandbytes. Imported only when asked for: it needs bitsandbytes and Triton."""
         if not on:
             if self._nf4_installed:
                 from .nf4_linear import uninstall_fast_linears
@@ -238,7 +239,7 @@ class TransformersBackend:
             from .nf4_linear import install_fast_linears
         except ImportError as error:
             return f"NF4 kernel off ({error})"
-        note = install_fast_linears(self.model)
+        note = install_fast_linears(self.model, kernel)
         self._nf4_installed = bool(note)
         return note
 
