@@ -6,9 +6,9 @@ a paragraph) the questions step runs as the Debate tab runs it (greedy, the seed
 - ``held``: under the grammar (core/constraints.py) with the format's own token budget;
 - ``free``: the model's free text at the page's default max new tokens, read by the tolerant
   parser, as the seed did (the count of contexts that give five parseable questions);
-- ``same_tokens``: the free prompt again, end of text ignored, for exactly as many tokens as
-  ``held`` wrote: the step's time and decode speed at the same token count, so the ratio is the
-  cost of the mask alone.
+- ``same_tokens``: the same prompt without the grammar, end of text and stop strings ignored, for
+  exactly as many tokens as ``held`` wrote: the step's time and decode speed at the same token
+  count, so the ratio is the cost of the mask alone.
 
 Every run re-reads the whole prompt (no kept prefix), one run after the other in one process.
 One JSON line per context, then a summary line.
@@ -31,11 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bonsai_ui.core.constraints import FBQ  # noqa: E402
-from bonsai_ui.core.prompts import load_format, render_task  # noqa: E402
+import threading  # noqa: E402
+
+from bonsai_ui.core.prompts import load_format, render_prompt, render_task  # noqa: E402
 from bonsai_ui.core.settings import GENERATION_BOUNDS, GenerationSettings, parse_app_settings  # noqa: E402
 from bonsai_ui.debate.rounds import MAX_QUESTIONS, parse_fact_questions  # noqa: E402
 from bonsai_ui.editor.runs import Runner  # noqa: E402
-from bonsai_ui.engine import load_engine  # noqa: E402
+from bonsai_ui.engine import Timing, load_engine  # noqa: E402
 
 EN_ANSWERS = [
     "Yes.",
@@ -95,6 +97,23 @@ def run(engine, instruction: str, settings: GenerationSettings, constraint=None)
                    "parsed": len(parse_fact_questions(state.response))}
 
 
+def same_tokens(engine, instruction: str, tokens: int) -> dict:
+    """The unconstrained prompt for exactly ``tokens`` new tokens: no stop string, no end of text."""
+    engine.backend.forget_caches()
+    prompt = render_prompt(load_format("alpaca"), "vanilla", instruction, "", chat=engine.backend.chat)
+    timing = Timing()
+    engine.backend.ignore_eos = True
+    started = time.perf_counter()
+    try:
+        for _ in engine.stream(prompt, GenerationSettings(max_new_tokens=tokens, temperature=0.0),
+                               threading.Event(), (), timing):
+            pass
+    finally:
+        engine.backend.ignore_eos = False
+    return {"seconds": round(time.perf_counter() - started, 3), "tokens": timing.new_tokens,
+            "decode_tps": round(timing.decode_tps or 0.0, 2), "ended_by": timing.ended_by}
+
+
 def main(argv: list[str]) -> None:
     out_path = None
     if "--out" in argv:
@@ -113,19 +132,17 @@ def main(argv: list[str]) -> None:
         print(line, flush=True)
         lines.append(line)
 
-    run(engine, "Warm up.", GenerationSettings(max_new_tokens=4, temperature=0.0))
+    # warm up: the first runs pay one-time costs (the grammar's first mask, caches, thread pools)
+    warm = render_task(fmt, "fbq", str_output_aff="Warm up.")
+    run(engine, warm, GenerationSettings(max_new_tokens=32, temperature=0.0), FBQ)
+    run(engine, warm, GenerationSettings(max_new_tokens=32, temperature=0.0))
     for name, context in contexts():
         instruction = render_task(fmt, "fbq", str_output_aff=context)
         state, held = run(engine, instruction, GenerationSettings(max_new_tokens=FBQ.max_tokens,
                                                                   temperature=0.0), FBQ)
         _, free = run(engine, instruction, GenerationSettings(max_new_tokens=page_default,
                                                               temperature=0.0))
-        backend.ignore_eos = True
-        try:
-            _, same = run(engine, instruction, GenerationSettings(max_new_tokens=held["tokens"],
-                                                                  temperature=0.0))
-        finally:
-            backend.ignore_eos = False
+        same = same_tokens(engine, instruction, held["tokens"])
         emit({"context": name, "prompt_tokens": state.timings[-1].prompt_tokens, "held": held,
               "free": free, "same_tokens": same,
               "time_ratio": round(held["seconds"] / same["seconds"], 3),
