@@ -13,7 +13,7 @@ a paragraph) the questions step runs as the Debate tab runs it (greedy, the seed
 Every run re-reads the whole prompt (no kept prefix), one run after the other in one process.
 One JSON line per context, then a summary line.
 
-usage: python bench/fbq_bench.py [APP OPTIONS...] [--out FILE]
+usage: python bench/fbq_bench.py [APP OPTIONS...] [--only NAME,NAME] [--out FILE]
        python bench/fbq_bench.py --out bench/results/fbq-smollm2-xeon-2vcpu-DATE.jsonl
        python bench/fbq_bench.py --backend unsloth --model /dev/shm/qwen2.5-7b --out ...   (GPU)
 Results: docs/benchmarks.md, "Fact-based questions held to their format".
@@ -115,10 +115,13 @@ def same_tokens(engine, instruction: str, tokens: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    out_path = None
+    out_path, only = None, None
     if "--out" in argv:
         i = argv.index("--out")
         out_path, argv = argv[i + 1], argv[:i] + argv[i + 2:]
+    if "--only" in argv:  # re-measure some contexts (a row that ran while the cores were busy)
+        i = argv.index("--only")
+        only, argv = set(argv[i + 1].split(",")), argv[:i] + argv[i + 2:]
     settings = parse_app_settings(argv, environ={})
     engine = load_engine(settings)
     backend = engine.backend
@@ -137,6 +140,8 @@ def main(argv: list[str]) -> None:
     run(engine, warm, GenerationSettings(max_new_tokens=32, temperature=0.0), FBQ)
     run(engine, warm, GenerationSettings(max_new_tokens=32, temperature=0.0))
     for name, context in contexts():
+        if only and name not in only:
+            continue
         instruction = render_task(fmt, "fbq", str_output_aff=context)
         state, held = run(engine, instruction, GenerationSettings(max_new_tokens=FBQ.max_tokens,
                                                                   temperature=0.0), FBQ)
