@@ -299,6 +299,11 @@ def test_decoder_flag_on_an_unsupported_model_is_a_plain_load_error(tmp_path, hf
         load_engine(AppSettings(model=str(folder), backend="transformers", decoder="static"))
     auto = load_engine(AppSettings(model=str(folder), backend="transformers", decoder="auto"))
     assert auto.backend.decoder is None and auto.backend.decoder_note == "generate"
+    # its tokenizer's end of text (50256) lies outside its 100-token vocabulary: the model serves,
+    # and the questions' format is named as not enforced rather than stopping the start
+    from bonsai_ui.core.constraints import FBQ
+
+    assert "llguidance cannot read this model's tokenizer" in auto.check_format(FBQ)
 
 
 def test_zerogpu_keeps_generate(monkeypatch, hf_engine):

@@ -119,9 +119,16 @@ class Grammars:
                 self._tokenizer = self._make_tokenizer()
             return self._tokenizer
 
-    def check(self, constraint: Constraint) -> None:
-        """Compile ``constraint`` now (at start), so that a bad grammar stops the start."""
+    def support(self, constraint: Constraint) -> str:
+        """"" when ``constraint`` compiles for this model's tokenizer (now, at start: a bad grammar
+        raises ConstraintError and stops the start); why not when llguidance cannot read the
+        tokenizer (an EOS id outside the vocabulary, say): the model still serves, unconstrained."""
+        try:
+            self.tokenizer
+        except (ValueError, RuntimeError, KeyError, TypeError) as error:
+            return f"llguidance cannot read this model's tokenizer ({error})"
         self.matcher(constraint)
+        return ""
 
     def matcher(self, constraint: Constraint) -> "TokenMask":
         grammar = self._compiled.get(constraint.gbnf)

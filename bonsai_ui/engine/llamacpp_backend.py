@@ -92,9 +92,8 @@ class LlamaCppBackend:
         return lltokenizer_from_vocab(self.llm._model.vocab)  # noqa: SLF001
 
     def format_support(self, constraint: Constraint) -> str:
-        """Compile the constraint (ConstraintError if it cannot be); "" = enforced here."""
-        self.grammars.check(constraint)
-        return ""
+        """"" = enforced here (see Grammars.support)."""
+        return self.grammars.support(constraint)
 
     @classmethod
     def load(cls, source: ModelSource, settings: AppSettings, progress: Progress):

@@ -169,9 +169,8 @@ class TransformersBackend:
         return self.model.get_output_embeddings().weight.shape[0]
 
     def format_support(self, constraint: Constraint) -> str:
-        """Compile the constraint (ConstraintError if it cannot be); "" = enforced here."""
-        self.grammars.check(constraint)
-        return ""
+        """"" = enforced here (see Grammars.support)."""
+        return self.grammars.support(constraint)
 
     def use_decoder(self, mode: str, nf4_kernel: str = "on", decode_kernels: str = "on") -> None:
         """Pick the decoding loop: ``auto`` takes the static decoder on CUDA where it applies.
