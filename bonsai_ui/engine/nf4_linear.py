@@ -46,10 +46,11 @@ def is_linear4bit(module: nn.Module) -> bool:
     return isinstance(module, bnb.nn.Linear4bit)
 
 
-def unsupported_reason(module: nn.Module) -> str | None:
-    """Why this Linear4bit stays on bitsandbytes, or None when NF4Linear can take it."""
+def unsupported_reason(module: nn.Module, layout_reason=quant_state_reason) -> str | None:
+    """Why this Linear4bit stays on bitsandbytes, or None when NF4Linear can take it
+    (``layout_reason``: the kernel's own check of the quant state; the relayout kernel has its own)."""
     qs = getattr(module.weight, "quant_state", None)
-    reason = quant_state_reason(qs, module.weight)
+    reason = layout_reason(qs, module.weight)
     if reason:
         return reason
     if module.compute_type_is_set and module.compute_dtype != qs.dtype:
@@ -259,13 +260,7 @@ class RelaidLinear(nn.Module):
 def _relaid_reason(layer: nn.Module) -> str | None:
     from .nf4_relayout import relayout_reason
 
-    qs = getattr(layer.weight, "quant_state", None)
-    reason = relayout_reason(qs, layer.weight)
-    if reason:
-        return reason
-    if layer.compute_type_is_set and layer.compute_dtype != qs.dtype:
-        return f"compute dtype {layer.compute_dtype} differs from the weights' {qs.dtype}"
-    return None
+    return unsupported_reason(layer, relayout_reason)
 
 
 def _slot_of(module: nn.Module, name: str):
