@@ -40,20 +40,6 @@ def compile_grammar(constraint: Constraint) -> str:
     return grammar
 
 
-def _byte_of_char() -> dict[str, int]:
-    """GPT-2's byte-level alphabet backwards: the character a byte-level BPE vocabulary writes for
-    each byte (printable bytes as themselves, the rest shifted to U+0100 on)."""
-    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    chars, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            chars[chr(byte)] = byte
-        else:
-            chars[chr(0x100 + extra)] = byte
-            extra += 1
-    return chars
-
-
 class HFTokens:
     """A Hugging Face tokenizer as llguidance reads one: every token's bytes, its special tokens.
 
@@ -68,7 +54,9 @@ class HFTokens:
         decoder = json.loads(tokenizer.backend_tokenizer.to_str()).get("decoder") or {}
         kinds = {d.get("type") for d in decoder.get("decoders", [decoder])}
         byte_level = "ByteLevel" in kinds
-        alphabet = _byte_of_char()
+        from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's byte alphabet
+
+        alphabet = {char: byte for byte, char in bytes_to_unicode().items()}
         special = set(tokenizer.all_special_ids)
         added = {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
         self.special_token_ids = sorted((special | added) & set(range(n_vocab)))
